@@ -1,0 +1,144 @@
+"""Compose a config with Hydra and turn Hydra's composition errors into one-line
+ConfigErrors. No TensorFlow here: this runs before anything heavy is imported."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
+
+from dlrun.errors import UNSET, ConfigError, one_of
+
+
+def conf_dir() -> str:
+    """The folder of dlrun's own config groups (shipped as the package dlrun.conf)."""
+    spec = importlib.util.find_spec("dlrun.conf")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("dlrun's config folder (dlrun.conf) is not installed")
+    return str(list(spec.submodule_search_locations)[0])
+
+
+@lru_cache(maxsize=None)
+def root_groups(config_name: str) -> tuple:
+    """Config groups named in the root config's defaults list (data, model, ...)."""
+    text = (Path(conf_dir()) / f"{config_name}.yaml").read_text()
+    groups = []
+    for entry in yaml.safe_load(text).get("defaults", []):
+        if isinstance(entry, dict):
+            key = next(iter(entry)).split("@")[0]
+            groups.append(key.replace("override ", "").strip().lstrip("/"))
+    return tuple(groups)
+
+
+def normalize_overrides(overrides: Sequence[str], config_name: str) -> List[str]:
+    """`+optimizer=adam` means `optimizer=adam`: Hydra rejects the `+` form for a
+    group that the defaults list already names ("Multiple values for optimizer")."""
+    groups = set(root_groups(config_name))
+    out = []
+    for item in overrides:
+        if item.startswith("+") and not item.startswith("++") and "=" in item:
+            key = item[1:].split("=", 1)[0]
+            if key in groups:
+                item = item[1:]
+        out.append(item)
+    return out
+
+
+def _group_options(group: str, search_dirs: Sequence[str]) -> List[str]:
+    names = set()
+    for base in search_dirs:
+        folder = Path(base) / group
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def _keys_of(cfg: Optional[DictConfig], dotted_parent: str) -> List[str]:
+    if cfg is None:
+        return []
+    node = OmegaConf.select(cfg, dotted_parent) if dotted_parent else cfg
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+
+
+def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[DictConfig] = None) -> ConfigError:
+    """A one-line ConfigError for a Hydra/OmegaConf composition error."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        if group and not group.startswith("schema"):
+            options = exc.options or _group_options(group, search_dirs)
+            return ConfigError(group, option, "unknown option; " + one_of(option, options))
+        return ConfigError(str(exc.missing_cfg_file), UNSET, "no such config file")
+    if isinstance(exc, OverrideParseException):
+        return ConfigError("override", exc.override, "cannot be parsed: " + str(exc.message).splitlines()[0])
+    cause = exc
+    while cause.__cause__ is not None and not isinstance(cause, (ValidationError, ConfigKeyError)):
+        cause = cause.__cause__
+    if isinstance(cause, ValidationError):
+        return ConfigError(str(cause.full_key), cause.value if hasattr(cause, "value") else None,
+                           _type_message(cause))
+    if isinstance(cause, ConfigKeyError):
+        full = str(cause.full_key or cause.key)
+        parent, _, leaf = full.rpartition(".")
+        known = _keys_of(base, parent)
+        where = parent or "the config"
+        return ConfigError(full, UNSET, f"unknown key in {where}; "
+                           + (one_of(leaf, known) if known else "see `dlrun train --cfg job`"))
+    text = str(exc).strip().splitlines()
+    if text and text[0].startswith("Could not override"):
+        # "Could not override 'foo'. ... Key 'foo' is not in struct"
+        key = text[0].split("'")[1]
+        parent, _, leaf = key.rpartition(".")
+        known = _keys_of(base, parent)
+        return ConfigError(key, UNSET, "unknown key; " + (one_of(leaf, known) if known else
+                           "append new keys with +key=value"))
+    if text and "Multiple values for" in text[0]:
+        return ConfigError("override", UNSET, text[0])
+    return ConfigError("config", UNSET, " ".join(t.strip() for t in text if t.strip()) or repr(exc))
+
+
+def _type_message(err: ValidationError) -> str:
+    msg = str(err.msg)
+    for kind, word in (("Float", "a number"), ("Integer", "an integer"), ("Boolean", "true or false"),
+                       ("str", "a string")):
+        if f"converted to {kind}" in msg:
+            return f"must be {word}"
+    return msg.splitlines()[0]
+
+
+def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> DictConfig:
+    """Compose `config_name` with `overrides` (already normalized) and return the
+    config with Hydra's own node (`hydra.*`) removed. Raises ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dlrun.config.schema import register_configs
+
+    register_configs()
+    search_dirs = [*extra_dirs, conf_dir()]
+    overrides = list(overrides)
+    if extra_dirs:
+        overrides.append("hydra.searchpath=[" + ",".join(f"file://{os.path.abspath(d)}" for d in extra_dirs) + "]")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3", job_name="dlrun"):
+            try:
+                cfg = hydra_compose(config_name=config_name, overrides=overrides)
+            except Exception as exc:  # noqa: BLE001 - translated to one line below
+                base = None
+                try:
+                    base = hydra_compose(config_name=config_name,
+                                         overrides=[o for o in overrides if o.startswith("hydra.")])
+                except Exception:  # noqa: BLE001
+                    pass
+                raise translate(exc, search_dirs, base) from exc
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg

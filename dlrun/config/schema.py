@@ -1,0 +1,478 @@
+"""The config schema: one dataclass per config-group option.
+
+Every default is defined here, once, with a one-line comment. Each YAML file in
+`conf/<group>/` starts from its dataclass (`- /schema/<group>/<name>@_here_` in its
+defaults list), so Hydra type-checks values while composing, and `__post_init__`
+range checks run once, right after composition (`OmegaConf.to_object`).
+Nothing downstream re-validates. This module must not import TensorFlow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from dlrun.errors import check, one_of
+
+ACTIVATIONS = ("relu", "elu", "selu", "gelu", "tanh", "sigmoid", "swish", "silu",
+               "leaky_relu", "softplus", "linear", "mish")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                "lecun_uniform", "lecun_normal", "random_normal", "random_uniform",
+                "orthogonal", "zeros", "ones")
+TASKS = ("auto", "binary", "multiclass", "regression")
+
+
+def _positive(value: Any, key: str) -> None:
+    check(value is not None and value > 0, key, value, "must be > 0")
+
+
+def _in(value: Any, choices: tuple, key: str) -> None:
+    check(value in choices, key, value, one_of(value, choices))
+
+
+def _fraction(value: float, key: str, low_open: bool = True) -> None:
+    ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
+    check(ok, key, value, "must be in (0, 1)" if low_open else "must be in [0, 1)")
+
+
+# --------------------------------------------------------------------- data
+DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "csv")
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | csv
+    path: Optional[str] = None         # csv: a .csv or .parquet file
+    target: Optional[str] = None       # csv: the target column
+    features: Optional[List[str]] = None  # csv: feature columns (null: all but the target)
+    categorical: str = "onehot"        # text feature columns: onehot | ordinal | error
+    missing: str = "impute"            # impute (median/most frequent) | drop (rows) | error
+    task: str = "auto"                 # auto (inferred) | binary | multiclass | regression
+    test_size: float = 0.2             # fraction of all rows held out for the final test
+    val_size: float = 0.1              # fraction of all rows used for validation
+    split_seed: int = 0                # seed of the train/validation/test split
+    scaling: str = "standard"          # standard | minmax | none (fitted on train only)
+    max_rows: Optional[int] = None     # keep a random subset of rows (debug runs)
+    image_shape: Optional[List[int]] = None  # reshape features to this for CNNs, e.g. [8, 8, 1]
+
+    def __post_init__(self) -> None:
+        _in(self.name, DATASETS, "name")
+        _in(self.categorical, ("onehot", "ordinal", "error"), "categorical")
+        _in(self.missing, ("impute", "drop", "error"), "missing")
+        _in(self.task, TASKS, "task")
+        _in(self.scaling, ("standard", "minmax", "none"), "scaling")
+        _fraction(self.test_size, "test_size")
+        _fraction(self.val_size, "val_size")
+        check(self.test_size + self.val_size < 1.0, "val_size", self.val_size,
+              f"val_size + test_size must leave rows to train on (test_size={self.test_size})")
+        check(self.split_seed >= 0, "split_seed", self.split_seed, "must be >= 0")
+        if self.max_rows is not None:
+            check(self.max_rows >= 10, "max_rows", self.max_rows, "must be >= 10 or null")
+        if self.name == "csv":
+            check(bool(self.path), "path", self.path, "data=csv needs data.path=FILE (.csv or .parquet)")
+            check(bool(self.target), "target", self.target, "data=csv needs data.target=COLUMN")
+        if self.image_shape is not None:
+            check(len(self.image_shape) in (2, 3) and all(d > 0 for d in self.image_shape),
+                  "image_shape", self.image_shape, "must be [height, width] or [height, width, channels]")
+
+
+# -------------------------------------------------------------------- model
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    units: List[int] = field(default_factory=lambda: [256])  # width of each hidden Dense layer
+    activation: str = "relu"           # hidden-layer activation
+    initializer: str = "he_uniform"    # kernel initializer of every Dense layer
+
+    def __post_init__(self) -> None:
+        check(len(self.units) > 0 and all(u > 0 for u in self.units), "units", list(self.units),
+              "must be a non-empty list of positive layer widths, e.g. [128, 64]")
+        _in(self.activation, ACTIVATIONS, "activation")
+        _in(self.initializer, INITIALIZERS, "initializer")
+
+
+@dataclass
+class CNNConfig:
+    name: str = "cnn"
+    filters: List[int] = field(default_factory=lambda: [32, 64])  # one conv block per entry
+    kernel_size: int = 3               # square convolution kernel
+    pool_size: int = 2                 # max-pooling after each block (1: no pooling)
+    padding: str = "same"              # same | valid
+    units: List[int] = field(default_factory=lambda: [64])  # dense head after flattening
+    activation: str = "relu"
+    initializer: str = "he_uniform"
+
+    def __post_init__(self) -> None:
+        check(len(self.filters) > 0 and all(f > 0 for f in self.filters), "filters", list(self.filters),
+              "must be a non-empty list of positive filter counts")
+        _positive(self.kernel_size, "kernel_size")
+        _positive(self.pool_size, "pool_size")
+        _in(self.padding, ("same", "valid"), "padding")
+        check(all(u > 0 for u in self.units), "units", list(self.units), "must be positive layer widths")
+        _in(self.activation, ACTIVATIONS, "activation")
+        _in(self.initializer, INITIALIZERS, "initializer")
+
+
+# ---------------------------------------------------------------- optimizer
+@dataclass
+class OptimizerBase:
+    name: str = "sgd"
+    learning_rate: float = 0.01        # step size (the schedule starts from it)
+    clipnorm: Optional[float] = None   # clip each gradient to this L2 norm
+    clipvalue: Optional[float] = None  # clip each gradient element to +-this
+
+    def __post_init__(self) -> None:
+        _positive(self.learning_rate, "learning_rate")
+        for key in ("clipnorm", "clipvalue"):
+            value = getattr(self, key)
+            if value is not None:
+                _positive(value, key)
+
+
+@dataclass
+class SGDConfig(OptimizerBase):
+    pass
+
+
+@dataclass
+class MomentumConfig(OptimizerBase):
+    name: str = "momentum"
+    momentum: float = 0.9              # fraction of the previous update kept
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
+
+
+@dataclass
+class NesterovConfig(MomentumConfig):
+    name: str = "nesterov"
+
+
+@dataclass
+class AdagradConfig(OptimizerBase):
+    name: str = "adagrad"
+    initial_accumulator_value: float = 0.1  # starting sum of squared gradients
+    epsilon: float = 1e-7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.initial_accumulator_value >= 0, "initial_accumulator_value",
+              self.initial_accumulator_value, "must be >= 0")
+        _positive(self.epsilon, "epsilon")
+
+
+@dataclass
+class AdadeltaConfig(OptimizerBase):
+    name: str = "adadelta"
+    learning_rate: float = 1.0         # Adadelta's step is already scaled; 1.0 as in the paper
+    rho: float = 0.95                  # decay of the running averages
+    epsilon: float = 1e-7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction(self.rho, "rho")
+        _positive(self.epsilon, "epsilon")
+
+
+@dataclass
+class RMSpropConfig(OptimizerBase):
+    name: str = "rmsprop"
+    learning_rate: float = 0.001
+    rho: float = 0.9                   # decay of the squared-gradient average
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    centered: bool = False             # normalise by the gradient variance estimate
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction(self.rho, "rho")
+        check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
+        _positive(self.epsilon, "epsilon")
+
+
+@dataclass
+class AdamConfig(OptimizerBase):
+    name: str = "adam"
+    learning_rate: float = 0.001
+    beta_1: float = 0.9                # decay of the first-moment estimate
+    beta_2: float = 0.999              # decay of the second-moment estimate
+    epsilon: float = 1e-7
+    amsgrad: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.beta_1 < 1.0, "beta_1", self.beta_1, "must be in [0, 1)")
+        check(0.0 <= self.beta_2 < 1.0, "beta_2", self.beta_2, "must be in [0, 1)")
+        _positive(self.epsilon, "epsilon")
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = 0.004        # decoupled weight decay
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+
+
+@dataclass
+class NadamConfig(OptimizerBase):
+    name: str = "nadam"
+    learning_rate: float = 0.001
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.beta_1 < 1.0, "beta_1", self.beta_1, "must be in [0, 1)")
+        check(0.0 <= self.beta_2 < 1.0, "beta_2", self.beta_2, "must be in [0, 1)")
+        _positive(self.epsilon, "epsilon")
+
+
+# ----------------------------------------------------------------- schedule
+@dataclass
+class ConstantSchedule:
+    name: str = "constant"
+
+
+@dataclass
+class ExponentialSchedule:
+    name: str = "exponential"
+    decay_rate: float = 0.9            # multiply the learning rate by this ...
+    decay_epochs: float = 1.0          # ... every this many epochs
+    staircase: bool = False            # decay in steps rather than smoothly
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.decay_rate <= 1.0, "decay_rate", self.decay_rate, "must be in (0, 1]")
+        _positive(self.decay_epochs, "decay_epochs")
+
+
+@dataclass
+class CosineSchedule:
+    name: str = "cosine"
+    decay_epochs: Optional[float] = None  # length of the cosine (null: the whole run)
+    alpha: float = 0.0                 # final learning rate as a fraction of the initial one
+    warmup_epochs: float = 0.0         # linear warm-up from 0 before the decay
+
+    def __post_init__(self) -> None:
+        if self.decay_epochs is not None:
+            _positive(self.decay_epochs, "decay_epochs")
+        check(0.0 <= self.alpha <= 1.0, "alpha", self.alpha, "must be in [0, 1]")
+        check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "must be >= 0")
+
+
+@dataclass
+class StepSchedule:
+    name: str = "step"
+    boundaries: List[int] = field(default_factory=lambda: [20, 40])  # epochs where the rate drops
+    factor: float = 0.1                # multiply the rate by this at each boundary
+
+    def __post_init__(self) -> None:
+        b = list(self.boundaries)
+        check(len(b) > 0 and all(x > 0 for x in b) and b == sorted(set(b)), "boundaries", b,
+              "must be a non-empty, increasing list of positive epochs")
+        check(0.0 < self.factor < 1.0, "factor", self.factor, "must be in (0, 1)")
+
+
+@dataclass
+class PlateauSchedule:
+    name: str = "plateau"
+    monitor: str = "val_loss"          # metric watched for a plateau
+    factor: float = 0.5                # multiply the rate by this on a plateau
+    patience: int = 5                  # epochs without improvement before reducing
+    min_delta: float = 1e-4            # smallest change that counts as improvement
+    cooldown: int = 0                  # epochs to wait after a reduction
+    min_lr: float = 1e-6               # never go below this rate
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.factor < 1.0, "factor", self.factor, "must be in (0, 1)")
+        check(self.patience >= 0, "patience", self.patience, "must be >= 0")
+        check(self.min_delta >= 0, "min_delta", self.min_delta, "must be >= 0")
+        check(self.cooldown >= 0, "cooldown", self.cooldown, "must be >= 0")
+        check(self.min_lr >= 0, "min_lr", self.min_lr, "must be >= 0")
+
+
+# --------------------------------------------------------------------- loss
+REGRESSION_LOSSES = ("mse", "mae", "huber", "msle", "log_cosh", "quantile")
+BINARY_LOSSES = ("binary_crossentropy", "hinge")
+MULTICLASS_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+LOSSES = ("auto", "custom") + REGRESSION_LOSSES + BINARY_LOSSES + MULTICLASS_LOSSES
+
+
+@dataclass
+class LossConfig:
+    name: str = "auto"                 # auto: crossentropy for classes, mse for regression
+
+    def __post_init__(self) -> None:
+        _in(self.name, LOSSES, "name")
+
+
+@dataclass
+class HuberLoss(LossConfig):
+    name: str = "huber"
+    delta: float = 1.0                 # quadratic below this error, linear above
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self.delta, "delta")
+
+
+@dataclass
+class QuantileLoss(LossConfig):
+    name: str = "quantile"
+    quantile: float = 0.5              # 0.5 = median (pinball loss)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction(self.quantile, "quantile")
+
+
+@dataclass
+class CustomLoss(LossConfig):
+    name: str = "custom"
+    function: str = "???"              # dotted path: package.module.function(y_true, y_pred)
+    task: Optional[str] = None         # the task it fits (null: any)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.function.count(".") >= 1 and " " not in self.function, "function", self.function,
+              "must be a dotted path such as mypkg.losses.my_loss")
+        if self.task is not None:
+            _in(self.task, TASKS[1:], "task")
+
+
+# ----------------------------------------------------------- regularization
+@dataclass
+class KernelPenalty:
+    l1: float = 0.0                    # L1 strength on every kernel
+    l2: float = 0.0                    # L2 strength on every kernel
+
+    def __post_init__(self) -> None:
+        check(self.l1 >= 0, "kernel.l1", self.l1, "must be >= 0")
+        check(self.l2 >= 0, "kernel.l2", self.l2, "must be >= 0")
+
+
+@dataclass
+class DropoutConfig:
+    rate: float = 0.2                  # fraction of units dropped after each hidden layer
+    input_rate: float = 0.0            # fraction of inputs dropped
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.rate < 1.0, "dropout.rate", self.rate, "must be in [0, 1)")
+        check(0.0 <= self.input_rate < 1.0, "dropout.input_rate", self.input_rate, "must be in [0, 1)")
+
+
+@dataclass
+class BatchNormConfig:
+    position: str = "before"           # before | after the activation
+    momentum: float = 0.99             # moving-average momentum
+
+    def __post_init__(self) -> None:
+        _in(self.position, ("before", "after"), "batchnorm.position")
+        _fraction(self.momentum, "batchnorm.momentum")
+
+
+@dataclass
+class NoiseConfig:
+    stddev: float = 0.1                # std of the Gaussian noise added while training
+    position: str = "input"            # input | hidden | both
+
+    def __post_init__(self) -> None:
+        _positive(self.stddev, "noise.stddev")
+        _in(self.position, ("input", "hidden", "both"), "noise.position")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    monitor: str = "val_loss"          # metric watched
+    patience: int = 10                 # epochs without improvement before stopping
+    min_delta: float = 0.0             # smallest change that counts as improvement
+    restore_best_weights: bool = True  # end with the best epoch's weights
+
+    def __post_init__(self) -> None:
+        check(self.patience >= 0, "early_stopping.patience", self.patience, "must be >= 0")
+        check(self.min_delta >= 0, "early_stopping.min_delta", self.min_delta, "must be >= 0")
+
+
+@dataclass
+class RegularizationConfig:
+    """Each section that is present is applied; several may be combined."""
+    kernel: Optional[KernelPenalty] = None
+    dropout: Optional[DropoutConfig] = None
+    batchnorm: Optional[BatchNormConfig] = None
+    noise: Optional[NoiseConfig] = None
+    early_stopping: Optional[EarlyStoppingConfig] = None
+
+
+# ------------------------------------------------------------------ trainer
+@dataclass
+class TrainerConfig:
+    epochs: int = 100                  # upper bound; early stopping may end sooner
+    batch_size: Any = 32               # rows per step, or "full" for full-batch descent
+    seed: int = 0                      # seeds Python, NumPy and Keras
+    deterministic: bool = False        # also make TensorFlow ops deterministic (slower)
+    metrics: List[str] = field(default_factory=lambda: ["auto"])  # auto: accuracy or mae by task
+    verbose: int = 1                   # 0 silent, 1 rich progress, 2 Keras's own log
+    steps_per_execution: Any = "auto"  # auto: one epoch per call on small data; or an int
+    threads: int = 0                   # TensorFlow CPU threads (0: TensorFlow decides)
+    save_model: bool = True            # write model.keras into the run directory
+
+    def __post_init__(self) -> None:
+        _positive(self.epochs, "epochs")
+        if isinstance(self.batch_size, str):
+            check(self.batch_size == "full", "batch_size", self.batch_size,
+                  "must be a positive integer or 'full'")
+        else:
+            check(isinstance(self.batch_size, int) and self.batch_size > 0, "batch_size",
+                  self.batch_size, "must be a positive integer or 'full'")
+        check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        check(self.verbose in (0, 1, 2), "verbose", self.verbose, "one of 0, 1, 2")
+        if isinstance(self.steps_per_execution, str):
+            check(self.steps_per_execution == "auto", "steps_per_execution",
+                  self.steps_per_execution, "must be 'auto' or a positive integer")
+        else:
+            _positive(self.steps_per_execution, "steps_per_execution")
+        check(self.threads >= 0, "threads", self.threads, "must be >= 0")
+
+
+# ------------------------------------------------------------- root config
+@dataclass
+class RunConfig:
+    """The validated config of one run: what the builders receive."""
+    name: str
+    data: DataConfig
+    model: Any
+    optimizer: Any
+    schedule: Any
+    loss: Any
+    regularization: RegularizationConfig
+    trainer: TrainerConfig
+    output_dir: Optional[str] = None
+
+
+# Registries: group -> option name -> schema. The YAML file of the same name
+# in conf/<group>/ starts from it; a name missing here is reported with the valid ones.
+SCHEMAS: Dict[str, Dict[str, type]] = {
+    "data": {"default": DataConfig},
+    "model": {"mlp": MLPConfig, "cnn": CNNConfig},
+    "optimizer": {"sgd": SGDConfig, "momentum": MomentumConfig, "nesterov": NesterovConfig,
+                  "adagrad": AdagradConfig, "adadelta": AdadeltaConfig, "rmsprop": RMSpropConfig,
+                  "adam": AdamConfig, "adamw": AdamWConfig, "nadam": NadamConfig},
+    "schedule": {"constant": ConstantSchedule, "exponential": ExponentialSchedule,
+                 "cosine": CosineSchedule, "step": StepSchedule, "plateau": PlateauSchedule},
+    "loss": {"default": LossConfig, "huber": HuberLoss, "quantile": QuantileLoss, "custom": CustomLoss},
+    "regularization": {"default": RegularizationConfig},
+    "trainer": {"default": TrainerConfig},
+}
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore under schema/<group>/<name>."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,94 @@
+"""Turn a composed DictConfig into a validated RunConfig, once, right after
+composition. Every range check lives in the schema's __post_init__ methods."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
+from dlrun.errors import UNSET, ConfigError, one_of
+
+GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
+ROOT_KEYS = {"name", "output_dir", *GROUPS}
+
+
+def _schema_for(group: str, node: Any) -> type:
+    options = SCHEMAS[group]
+    if "default" in options and len(options) == 1:
+        return options["default"]
+    name = node.get("name") if isinstance(node, DictConfig) else None
+    if group == "loss":
+        if name not in LOSSES:
+            raise ConfigError(f"{group}.name", name, one_of(str(name), LOSSES))
+        return options.get(name, LossConfig)
+    if name not in options:
+        raise ConfigError(f"{group}.name", name, one_of(str(name), options))
+    return options[name]
+
+
+def _to_object(group: str, node: Any) -> Any:
+    """Merge `node` into its schema and build the dataclass (runs __post_init__)."""
+    if not isinstance(node, DictConfig):
+        raise ConfigError(group, node, "must be a config section (choose it with "
+                          f"{group}=OPTION)")
+    schema = _schema_for(group, node)
+    fields = [f.name for f in dataclasses.fields(schema)]
+    extra = [str(k) for k in node.keys() if k not in fields]
+    if extra:
+        raise _unknown_key(group, extra[0], node, fields)
+    try:
+        typed = node if OmegaConf.get_type(node) is schema else OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(typed)
+    except ConfigError as err:
+        raise err.prefixed(group) from None
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{group}.{err.full_key}".replace(f"{group}.{group}.", f"{group}."), None,
+                          f"required: set {group}.{str(err.full_key).split('.')[-1]}=...") from None
+    except ConfigKeyError as err:
+        raise _unknown_key(group, str(err.key), node, fields) from None
+    except ValidationError as err:
+        from dlrun.config.compose import _type_message
+        key = str(err.full_key)
+        key = key if key.startswith(group + ".") else f"{group}.{key}"
+        raise ConfigError(key, getattr(err, "value", None), _type_message(err)) from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(group, UNSET, str(err).splitlines()[0]) from None
+
+
+def _unknown_key(group: str, leaf: str, node: DictConfig, fields: list) -> ConfigError:
+    if group == "regularization" and leaf in fields:
+        return ConfigError(f"{group}.{leaf}", UNSET, f"'{leaf}' is not enabled; add it to the list, "
+                           f"e.g. regularization=[{leaf},early_stopping]")
+    what = f"{group} '{node.get('name')}'" if "name" in node else group
+    return ConfigError(f"{group}.{leaf}", UNSET, f"unknown key for {what}; " + one_of(leaf, fields))
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Check the whole composed config; raise one ConfigError for the first bad value."""
+    unknown = [str(k) for k in cfg.keys() if k not in ROOT_KEYS and k != "hydra"]
+    if unknown:
+        raise ConfigError(unknown[0], UNSET, "unknown top-level key; " + one_of(unknown[0], ROOT_KEYS))
+    parts: Dict[str, Any] = {}
+    for group in GROUPS:
+        if group not in cfg or cfg[group] is None:
+            raise ConfigError(group, None, f"required: choose one with {group}=OPTION")
+        parts[group] = _to_object(group, cfg[group])
+    run = RunConfig(name=str(cfg.get("name", "default")), output_dir=cfg.get("output_dir"), **parts)
+    _check_across_groups(run)
+    return run
+
+
+def _check_across_groups(run: RunConfig) -> None:
+    """Checks that involve more than one group (and need no data)."""
+    if run.model.name == "cnn" and run.data.image_shape is None:
+        raise ConfigError("data.image_shape", None, "model=cnn needs image data: set data.image_shape, "
+                          "e.g. [8, 8, 1] (data=digits sets it)")
+
+
+def to_container(run: RunConfig) -> Dict[str, Any]:
+    """The validated config as plain dicts (for saving next to the results)."""
+    return dataclasses.asdict(run)
+

@@ -1,0 +1,30 @@
+"""Data: load a table (bundled data set or the user's file) and prepare the
+train/validation/test arrays. pandas and scikit-learn only: no TensorFlow, so
+data errors are found before anything heavy is imported."""
+from __future__ import annotations
+
+from typing import Dict
+
+from dlrun.config.schema import DataConfig
+from dlrun.data.prepare import DataBundle, DataMeta, prepare
+from dlrun.data.sources import load_frame
+
+_CACHE: Dict[str, DataBundle] = {}
+
+
+def build_data(cfg: DataConfig, image: bool = False) -> DataBundle:
+    """The prepared data for `cfg`. Built once per process and config: the CLI's
+    preflight check and the run that follows (or every trial of a search) share it.
+    `image=False` drops `image_shape` so that dense models get flat rows."""
+    import dataclasses
+
+    if not image and cfg.image_shape is not None:
+        cfg = dataclasses.replace(cfg, image_shape=None)
+    key = repr(cfg)
+    if key not in _CACHE:
+        frame, target, natural_task = load_frame(cfg)
+        _CACHE[key] = prepare(frame, target, natural_task, cfg)
+    return _CACHE[key]
+
+
+__all__ = ["build_data", "DataBundle", "DataMeta"]

@@ -1,0 +1,215 @@
+"""From a raw table to model-ready arrays: missing values, encoding, the
+train/validation/test split and scaling. Everything that learns from data
+(imputer, encoder, scaler, label encoder) is fitted on the training split only."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+
+from dlrun.config.schema import DataConfig
+from dlrun.errors import DataError
+
+MAX_CLASSES_FOR_INTEGER_TARGET = 20  # an integer target with more distinct values is regression
+
+
+@dataclass
+class DataMeta:
+    """What the model builder and the report need to know about the data."""
+    task: str                          # binary | multiclass | regression
+    n_outputs: int                     # units of the output layer
+    input_shape: Tuple[int, ...]       # per-row shape fed to the model
+    feature_names: List[str]
+    target: str
+    classes: List[Any] = field(default_factory=list)  # original class labels, in label order
+    rows: Dict[str, int] = field(default_factory=dict)  # rows per split
+    report: Dict[str, Any] = field(default_factory=dict)  # filled values, dropped rows, encodings
+
+
+@dataclass
+class DataBundle:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    meta: DataMeta
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+
+
+def infer_task(y: pd.Series, requested: str, natural: str) -> str:
+    """The task from the config, else the source's, else from the target's values."""
+    if requested != "auto":
+        return requested
+    if natural != "auto":
+        return natural
+    values = y.dropna()
+    if _is_text(values) or pd.api.types.is_bool_dtype(values):
+        return "binary" if values.nunique() == 2 else "multiclass"
+    as_float = values.astype(float)
+    if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)) \
+            and values.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "binary" if values.nunique() == 2 else "multiclass"
+    return "regression"
+
+
+def _check_numeric_text(frame: pd.DataFrame, columns: List[str]) -> None:
+    """A text column whose values are nearly all numbers is a data error, not a category."""
+    for col in columns:
+        values = frame[col].dropna().astype(str)
+        if values.empty:
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = values[parsed.isna()]
+        if 0 < len(bad) <= 0.1 * len(values):
+            examples = ", ".join(repr(v) for v in bad.unique()[:3])
+            rows = ", ".join(str(i) for i in bad.index[:3])
+            raise DataError(f"data: column {col!r} is numeric except for {len(bad)} value(s) such as "
+                            f"{examples} (rows {rows}); fix them, or make them empty so "
+                            f"data.missing handles them")
+
+
+def _select(frame: pd.DataFrame, cfg: DataConfig, target: str) -> Tuple[pd.DataFrame, pd.Series, Dict]:
+    report: Dict[str, Any] = {"rows_read": int(len(frame)), "dropped_rows": 0, "filled_values": 0}
+    features = list(cfg.features) if cfg.features else [c for c in frame.columns if c != target]
+    if target in features:
+        raise DataError(f"data.features: the target column {target!r} is also listed as a feature")
+    if not features:
+        raise DataError("data.features: no feature columns left besides the target")
+    x, y = frame[features].copy(), frame[target].copy()
+    missing_target = int(y.isna().sum())
+    if missing_target:
+        if cfg.missing == "error":
+            raise DataError(f"data: target column {target!r} has {missing_target} missing value(s); "
+                            "set data.missing=impute or drop to drop those rows")
+        keep = y.notna()
+        x, y = x[keep], y[keep]
+        report["dropped_rows"] += missing_target
+    if cfg.missing == "drop":
+        keep = x.notna().all(axis=1)
+        report["dropped_rows"] += int((~keep).sum())
+        x, y = x[keep], y[keep]
+    elif cfg.missing == "error":
+        counts = x.isna().sum()
+        if counts.any():
+            col = counts[counts > 0].index[0]
+            raise DataError(f"data: column {col!r} has {int(counts[col])} missing value(s); "
+                            "set data.missing=impute or drop")
+    if len(x) == 0:
+        raise DataError("data: no rows left after dropping rows with missing values")
+    return x, y, report
+
+
+def _encode_target(y: pd.Series, task: str) -> Tuple[np.ndarray, List[Any]]:
+    if task == "regression":
+        try:
+            values = pd.to_numeric(y, errors="raise").astype("float32").to_numpy()
+        except (ValueError, TypeError):
+            raise DataError(f"data.task=regression: target column {y.name!r} holds text; "
+                            "use data.task=binary or multiclass") from None
+        if not np.all(np.isfinite(values)):
+            raise DataError(f"data: target column {y.name!r} has infinite values")
+        return values, []
+    classes, codes = np.unique(y.astype(str) if _is_text(y) else y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"data: target column {y.name!r} has a single class ({classes[0]!r}); "
+                        "classification needs at least two")
+    if task == "binary" and len(classes) != 2:
+        raise DataError(f"data.task=binary: target column {y.name!r} has {len(classes)} classes; "
+                        "use data.task=multiclass")
+    return codes.astype("int32"), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.ndarray, ...]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    stratify = None
+    if task != "regression":
+        counts = np.bincount(y_codes)
+        if counts.min() >= 3:
+            stratify = y_codes
+    rest, test = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.split_seed,
+                                  stratify=stratify)
+    val_share = cfg.val_size / (1.0 - cfg.test_size)
+    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed,
+                                  stratify=None if stratify is None else y_codes[rest])
+    return train, val, test
+
+
+def _feature_transformer(x: pd.DataFrame, cfg: DataConfig):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    text_cols = [c for c in x.columns if _is_text(x[c])]
+    num_cols = [c for c in x.columns if c not in text_cols]
+    _check_numeric_text(x, text_cols)
+    if text_cols and cfg.categorical == "error":
+        col = text_cols[0]
+        sample = ", ".join(repr(v) for v in x[col].dropna().astype(str).unique()[:3])
+        raise DataError(f"data: feature column {col!r} holds text ({sample}) and data.categorical=error; "
+                        "set data.categorical=onehot or ordinal, or drop it from data.features")
+    scaler = {"standard": StandardScaler, "minmax": MinMaxScaler}.get(cfg.scaling)
+    numeric_steps = [SimpleImputer(strategy="median", keep_empty_features=True)] if cfg.missing == "impute" else []
+    if scaler is not None:
+        numeric_steps.append(scaler())
+    encoder = (OneHotEncoder(handle_unknown="ignore", sparse_output=False) if cfg.categorical == "onehot"
+               else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
+    text_steps = ([SimpleImputer(strategy="most_frequent")] if cfg.missing == "impute" else []) + [encoder]
+    parts = []
+    if num_cols:
+        parts.append(("num", make_pipeline(*numeric_steps) if numeric_steps else "passthrough", num_cols))
+    if text_cols:
+        parts.append(("text", make_pipeline(*text_steps), text_cols))
+    return ColumnTransformer(parts, verbose_feature_names_out=False), text_cols
+
+
+def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig) -> DataBundle:
+    """Split, impute, encode and scale `frame`, fitting every transform on the training rows."""
+    if cfg.max_rows is not None and len(frame) > cfg.max_rows:
+        frame = frame.sample(n=cfg.max_rows, random_state=cfg.split_seed).sort_index()
+    x, y, report = _select(frame, cfg, target)
+    task = infer_task(y, cfg.task, natural_task)
+    y_codes, classes = _encode_target(y, task)
+    for col in x.columns:
+        if not _is_text(x[col]):
+            x[col] = x[col].astype("float64")
+            if np.isinf(x[col].to_numpy()).any():
+                raise DataError(f"data: feature column {col!r} has infinite values")
+    report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
+    train, val, test = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"), task, cfg)
+    if min(len(train), len(val), len(test)) == 0:
+        raise DataError(f"data: {len(x)} rows are too few for the split (test_size={cfg.test_size}, "
+                        f"val_size={cfg.val_size})")
+    transformer, text_cols = _feature_transformer(x, cfg)
+    x_train = transformer.fit_transform(x.iloc[train]).astype("float32")
+    x_val = transformer.transform(x.iloc[val]).astype("float32")
+    x_test = transformer.transform(x.iloc[test]).astype("float32")
+    for name, arr in (("train", x_train), ("validation", x_val), ("test", x_test)):
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"data: the {name} features still hold NaN/inf after data.missing="
+                            f"{cfg.missing}; set data.missing=impute or drop")
+    feature_names = [str(n) for n in transformer.get_feature_names_out()]
+    input_shape: Tuple[int, ...] = (x_train.shape[1],)
+    if cfg.image_shape is not None:
+        shape = tuple(int(d) for d in cfg.image_shape)
+        if int(np.prod(shape)) != x_train.shape[1]:
+            raise DataError(f"data.image_shape={list(shape)}: holds {int(np.prod(shape))} values but "
+                            f"each row has {x_train.shape[1]} features")
+        input_shape = shape if len(shape) == 3 else (*shape, 1)
+        x_train, x_val, x_test = (a.reshape(-1, *input_shape) for a in (x_train, x_val, x_test))
+    report.update(text_columns=text_cols, encoding=cfg.categorical if text_cols else None,
+                  scaling=cfg.scaling, stratified=task != "regression")
+    meta = DataMeta(task=task, n_outputs=len(classes) if task == "multiclass" else 1,
+                    input_shape=input_shape, feature_names=feature_names, target=str(target),
+                    classes=classes, rows={"train": len(train), "val": len(val), "test": len(test)},
+                    report=report)
+    return DataBundle(x_train, y_codes[train], x_val, y_codes[val], x_test, y_codes[test], meta)

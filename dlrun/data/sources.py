@@ -1,0 +1,91 @@
+"""Where rows come from: scikit-learn's bundled data sets (no download) or a
+user's CSV/Parquet file. Each source returns a DataFrame and its target column."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Tuple
+
+import pandas as pd
+
+from dlrun.config.schema import DataConfig
+from dlrun.errors import DataError, closest
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _sklearn(loader_name: str, task: str) -> Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]:
+    def load(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
+        import sklearn.datasets as ds
+
+        bunch = getattr(ds, loader_name)(as_frame=True)
+        frame = bunch.frame.copy()
+        target = bunch.target.name if hasattr(bunch.target, "name") and bunch.target.name else "target"
+        return frame, target, task
+
+    return load
+
+
+SOURCES: Dict[str, Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]] = {
+    "digits": _sklearn("load_digits", "multiclass"),
+    "iris": _sklearn("load_iris", "multiclass"),
+    "wine": _sklearn("load_wine", "multiclass"),
+    "breast_cancer": _sklearn("load_breast_cancer", "binary"),
+    "diabetes": _sklearn("load_diabetes", "regression"),
+}
+
+
+def read_table(path_text: str) -> pd.DataFrame:
+    """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can fail."""
+    path = Path(path_text).expanduser()
+    shown = f"{path_text}" if str(path.resolve()) == path_text else f"{path_text} (resolved: {path.resolve()})"
+    if not path.exists():
+        raise DataError(f"data.path={shown}: file not found")
+    if path.is_dir():
+        raise DataError(f"data.path={shown}: is a directory; expected a .csv or .parquet file")
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"data.path={shown}: unsupported file type '{path.suffix}'; "
+                        f"expected one of {', '.join(sorted(TABLE_SUFFIXES))}")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            sep = "\t" if path.suffix.lower() == ".tsv" else None
+            frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+    except PermissionError:
+        raise DataError(f"data.path={shown}: not readable (permission denied)") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.path={shown}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data.path={shown}: cannot be read as a {kind} table ({first})") from None
+    if frame.shape[0] == 0:
+        raise DataError(f"data.path={shown}: the table has a header but no rows")
+    if frame.shape[1] < 2:
+        raise DataError(f"data.path={shown}: found {frame.shape[1]} column; a table needs a target "
+                        "and at least one feature column (is the separator a comma?)")
+    return frame
+
+
+def load_csv(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
+    frame = read_table(str(cfg.path))
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if cfg.target not in columns:
+        hint = closest(str(cfg.target), columns)
+        raise DataError(f"data.target={cfg.target!r}: no such column in {cfg.path}"
+                        + (f" (did you mean '{hint}'?)" if hint else f"; columns: {', '.join(columns[:20])}"))
+    for name in cfg.features or []:
+        if name not in columns:
+            hint = closest(name, columns)
+            raise DataError(f"data.features: column {name!r} is not in {cfg.path}"
+                            + (f" (did you mean '{hint}'?)" if hint else ""))
+    return frame, str(cfg.target), "auto"
+
+
+SOURCES["csv"] = load_csv
+
+
+def load_frame(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
+    """(frame, target column, the source's natural task or 'auto')."""
+    return SOURCES[cfg.name](cfg)
