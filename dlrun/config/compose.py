@@ -15,6 +15,10 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationEr
 from dlrun.errors import UNSET, ConfigError, one_of
 
 
+MULTI_CHOICE_GROUPS = ("regularization",)  # groups whose options combine: regularization=[l2,dropout]
+REGULARIZATION_SECTIONS = ("kernel", "dropout", "batchnorm", "noise", "early_stopping")
+
+
 def conf_dir() -> str:
     """The folder of dlrun's own config groups (shipped as the package dlrun.conf)."""
     spec = importlib.util.find_spec("dlrun.conf")
@@ -95,6 +99,9 @@ def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[Dic
         # "Could not override 'foo'. ... Key 'foo' is not in struct"
         key = text[0].split("'")[1]
         parent, _, leaf = key.rpartition(".")
+        if parent == "regularization" and leaf in REGULARIZATION_SECTIONS:
+            return ConfigError(key, UNSET, f"'{leaf}' is not enabled; add it to the list, "
+                               f"e.g. regularization=[{leaf},early_stopping]")
         known = _keys_of(base, parent)
         return ConfigError(key, UNSET, "unknown key; " + (one_of(leaf, known) if known else
                            "append new keys with +key=value"))
@@ -112,6 +119,16 @@ def _type_message(err: ValidationError) -> str:
     return msg.splitlines()[0]
 
 
+def _check_single_choice(overrides: Sequence[str], config_name: str) -> None:
+    """`optimizer=[adam,sgd]` is a list where one option is expected (only
+    regularization combines several); say so rather than show Hydra's merge error."""
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in root_groups(config_name) and key not in MULTI_CHOICE_GROUPS and value.startswith("["):
+            raise ConfigError(key, value, "takes one option; to try several, sweep with "
+                              f"-m {key}={value.strip('[]')}")
+
+
 def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> DictConfig:
     """Compose `config_name` with `overrides` (already normalized) and return the
     config with Hydra's own node (`hydra.*`) removed. Raises ConfigError."""
@@ -122,6 +139,7 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
     from dlrun.config.schema import register_configs
 
     register_configs()
+    _check_single_choice(overrides, config_name)
     search_dirs = [*extra_dirs, conf_dir()]
     overrides = list(overrides)
     if extra_dirs:

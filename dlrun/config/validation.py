@@ -12,7 +12,7 @@ from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", "output_dir", *GROUPS}
+ROOT_KEYS = {"name", *GROUPS}
 
 
 def _schema_for(group: str, node: Any) -> type:
@@ -76,7 +76,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         if group not in cfg or cfg[group] is None:
             raise ConfigError(group, None, f"required: choose one with {group}=OPTION")
         parts[group] = _to_object(group, cfg[group])
-    run = RunConfig(name=str(cfg.get("name", "default")), output_dir=cfg.get("output_dir"), **parts)
+    run = RunConfig(name=str(cfg.get("name", "default")), **parts)
     _check_across_groups(run)
     return run
 

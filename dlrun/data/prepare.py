@@ -69,9 +69,9 @@ def _check_numeric_text(frame: pd.DataFrame, columns: List[str]) -> None:
         bad = values[parsed.isna()]
         if 0 < len(bad) <= 0.1 * len(values):
             examples = ", ".join(repr(v) for v in bad.unique()[:3])
-            rows = ", ".join(str(i) for i in bad.index[:3])
+            rows = ", ".join(str(i + 1) for i in bad.index[:3])
             raise DataError(f"data: column {col!r} is numeric except for {len(bad)} value(s) such as "
-                            f"{examples} (rows {rows}); fix them, or make them empty so "
+                            f"{examples} (data row {rows}); fix them, or leave them empty so that "
                             f"data.missing handles them")
 
 

@@ -1,0 +1,244 @@
+"""The `dlrun` command: parse, compose, validate, call one task function, say
+where the results are. Nothing here imports TensorFlow before the config (and
+the data it names) has been checked."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from dlrun import __version__
+from dlrun.errors import DlrunError, one_of
+
+USAGE = """\
+usage: dlrun COMMAND [key=value ...] [Hydra options]
+
+Describe an experiment in YAML (conf/), run it with one command.
+
+commands:
+  train   train one model from the composed config and write a run directory
+  check   compose and validate a config, build the model and print it; train nothing
+
+examples:
+  dlrun train                                  MLP on scikit-learn's digits (the default)
+  dlrun train +optimizer=momentum optimizer.learning_rate=0.05
+  dlrun train regularization=[l2,dropout] regularization.dropout.rate=0.3
+  dlrun train data=csv data.path=my.csv data.target=label
+  dlrun train experiment=digits_cnn debug=fast
+  dlrun train -m optimizer=sgd,adam,rmsprop    a sweep: one run directory per job
+  dlrun check model=cnn                        validate and show the model only
+
+Run 'dlrun COMMAND --help' for the config groups, their options and the full config.
+Options: -h/--help, -V/--version. Set HYDRA_FULL_ERROR=1 for full tracebacks.
+"""
+
+# Hydra's own flags: those that take a value, and those that only show something.
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--cfg", "-c",
+               "--package", "-p", "--experimental-rerun"}
+SHOW_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+
+
+@dataclass
+class Args:
+    """A command's arguments, split into Hydra flags and config overrides."""
+    flags: List[str] = field(default_factory=list)
+    overrides: List[str] = field(default_factory=list)
+    config_dirs: List[str] = field(default_factory=list)
+    config_name: Optional[str] = None
+    multirun: bool = False
+    show_only: bool = False
+
+    def hydra_argv(self) -> List[str]:
+        return [*self.flags, *self.overrides]
+
+
+def parse(args: Sequence[str], config_name: str) -> Args:
+    from dlrun.config import normalize_overrides
+
+    out = Args()
+    it = iter(args)
+    for arg in it:
+        name, eq, inline = arg.partition("=")
+        if arg.startswith("-") and (name in VALUE_FLAGS or name in SHOW_FLAGS or arg in ("-m", "--multirun",
+                                                                                       "--run", "-r", "--resolve")):
+            out.flags.append(arg)
+            value = inline if eq else None
+            if name in VALUE_FLAGS and not eq:
+                value = next(it, None)
+                if value is not None:
+                    out.flags.append(value)
+            if name in ("--config-dir", "-cd") and value:
+                out.config_dirs.append(value)
+            if name in ("--config-name", "-cn") and value:
+                out.config_name = value
+            if arg in ("-m", "--multirun"):
+                out.multirun = True
+            if name in SHOW_FLAGS:
+                out.show_only = True
+        elif arg.startswith("-") and "=" not in arg:
+            raise DlrunError(f"unknown option {arg!r}; see 'dlrun --help'")
+        else:
+            out.overrides.append(arg)
+    out.overrides = normalize_overrides(out.overrides, config_name)
+    return out
+
+
+def sweep_jobs(overrides: List[str]) -> List[List[str]]:
+    """The override list of every job a `-m` sweep will run (basic sweeper syntax)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    try:
+        return BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # noqa: BLE001 - a sweeper plugin's syntax: validate the fixed part only
+        return [[o for o, p in zip(overrides, parsed) if not p.is_sweep_override()]]
+
+
+def validated(config_name: str, parsed: Args):
+    """Compose and validate every job the command will run, and check its data."""
+    from dlrun.config import compose, validate
+    from dlrun.display import warn
+    from dlrun.preflight import checked
+
+    jobs = sweep_jobs(parsed.overrides) if parsed.multirun else [parsed.overrides]
+    runs, notes = [], []
+    for job in jobs:
+        run = validate(compose(parsed.config_name or config_name, job, parsed.config_dirs))
+        notes += [n for n in checked(run)[1] if n not in notes]
+        runs.append(run)
+    for note in notes:
+        warn(note)
+    return runs
+
+
+_exit_code = 0
+
+
+def run_hydra(config_name: str, parsed: Args, task: Callable, prog: str) -> int:
+    """Hand over to hydra.main: it owns the run directory (hydra.run.dir), -m sweeps,
+    --help/--cfg/--info, and user config folders (--config-dir)."""
+    import hydra
+
+    from dlrun.config import conf_dir
+    from dlrun.config.schema import register_configs
+
+    global _exit_code
+    _exit_code = 0
+    register_configs()
+    saved = sys.argv
+    sys.argv = [prog, *parsed.hydra_argv()]
+    try:
+        entry = hydra.main(version_base="1.3", config_path=conf_dir(), config_name=config_name)(task)
+        if parsed.show_only:
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                try:
+                    entry()
+                except SystemExit as stop:  # Hydra exits after --help
+                    if stop.code not in (0, None):
+                        raise
+            lines = buffer.getvalue().splitlines()
+            print("\n".join(line for line in lines if not line.startswith("schema/")))
+        else:
+            entry()
+    finally:
+        sys.argv = saved
+    return _exit_code
+
+
+def _task(body: Callable) -> Callable:
+    """Wrap a task so that our own errors end the job with one line (not Hydra's traceback)."""
+    def task(cfg) -> None:
+        global _exit_code
+        try:
+            body(cfg)
+        except DlrunError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            from dlrun.display import error
+            error(str(err))
+            _exit_code = err.exit_code
+    task.__module__ = body.__module__
+    task.__name__ = body.__name__
+    return task
+
+
+def _train_job(cfg) -> None:
+    global _exit_code
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlrun.config import validate
+    from dlrun.display import console, metrics_table
+    from dlrun.training import train
+
+    result = train(validate(cfg), HydraConfig.get().runtime.output_dir)
+    out = console()
+    if result.status == "completed":
+        out.print(metrics_table(result.metrics))
+        m = result.metrics
+        out.print(f"[green]done[/] {m['epochs_run']} epochs in {m['fit_time_s']:.1f}s "
+                  f"(best epoch {m['best_epoch']}), {m['params']:,} parameters")
+    else:
+        out.print(f"[bold red]{result.status}[/]: {result.metrics['failure_reason']}")
+        _exit_code = 1
+    out.print(f"results: [bold]{result.run_dir}[/]")
+
+
+def cmd_train(args: Sequence[str]) -> int:
+    parsed = parse(args, "train")
+    if not parsed.show_only:
+        validated("train", parsed)
+    return run_hydra("train", parsed, _task(_train_job), "dlrun train")
+
+
+def cmd_check(args: Sequence[str]) -> int:
+    parsed = parse(args, "train")
+    if parsed.show_only:
+        return run_hydra("train", parsed, _task(lambda cfg: None), "dlrun check")
+    if parsed.multirun:
+        raise DlrunError("dlrun check takes no -m; it checks one config")
+    run = validated("train", parsed)[0]
+    from dlrun.check import show
+
+    show(run)
+    return 0
+
+
+COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "check": cmd_check}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"dlrun {__version__}")
+        return 0
+    from dlrun.display import error
+
+    from dlrun.results import rundir
+
+    rundir.COMMAND = ["dlrun", *args]
+    command = COMMANDS.get(args[0])
+    if command is None:
+        error(f"unknown command {args[0]!r}: " + one_of(args[0], COMMANDS) + "; see 'dlrun --help'")
+        return 2
+    try:
+        return command(args[1:])
+    except DlrunError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        error("interrupted; finished results are on disk")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""What the researcher sees at the terminal: a live rich progress bar per
+epoch with the current metrics, then a table of final metrics."""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+from rich.console import Console
+from rich.table import Table
+
+_console: Optional[Console] = None
+
+
+def console() -> Console:
+    """One stderr-free console for results; progress and tables go to stdout."""
+    global _console
+    if _console is None:
+        _console = Console(highlight=False)
+    return _console
+
+
+def error(message: str) -> None:
+    """One line on stderr: 'dlrun: error: <message>'."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]dlrun: error:[/] {message}",
+                                                                markup=True)
+
+
+def warn(message: str) -> None:
+    """One line on stderr: 'dlrun: warning: <message>'."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]dlrun: warning:[/] {message}")
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "nan"
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def short_metrics(logs: Mapping[str, Any], keep: int = 6) -> str:
+    items = [(k, v) for k, v in logs.items() if k != "learning_rate"][:keep]
+    return "  ".join(f"{k} {fmt(float(v))}" for k, v in items)
+
+
+def make_progress_callback(epochs: int, title: str, enabled: bool) -> Any:
+    """A keras callback that shows a rich progress bar over epochs with the last metrics."""
+    import keras
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    class RichEpochProgress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.progress: Optional[Progress] = None
+            self.task = None
+
+        def on_train_begin(self, logs: Optional[Dict] = None) -> None:
+            if not enabled:
+                return
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+                                     MofNCompleteColumn(), TextColumn("epochs"), TimeElapsedColumn(),
+                                     TextColumn("{task.fields[metrics]}"), console=console())
+            self.progress.start()
+            self.task = self.progress.add_task(title, total=epochs, metrics="")
+
+        def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
+            if self.progress is not None:
+                self.progress.update(self.task, completed=epoch + 1, metrics=short_metrics(logs or {}))
+
+        def on_train_end(self, logs: Optional[Dict] = None) -> None:
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return RichEpochProgress()
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str = "Final metrics") -> Table:
+    """Rows: metric names; columns: train / validation / test."""
+    splits = [s for s in ("train", "val", "test") if s in metrics]
+    names: list = []
+    for split in splits:
+        names += [n for n in metrics[split] if n not in names]
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column({"val": "validation"}.get(split, split), justify="right")
+    for name in names:
+        table.add_row(name, *(fmt(metrics[s].get(name, float("nan"))) for s in splits))
+    return table

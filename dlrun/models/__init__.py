@@ -1,0 +1,30 @@
+"""Model builders: one function per architecture, chosen by `model.name`.
+`train` and every search trial build through `build_model`."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+from dlrun.config.schema import RunConfig
+from dlrun.data import DataMeta
+from dlrun.errors import ConfigError, one_of
+from dlrun.models.cnn import build_cnn
+from dlrun.models.mlp import build_mlp
+from dlrun.models.heads import output_layer
+
+BUILDERS: Dict[str, Callable[..., Any]] = {"mlp": build_mlp, "cnn": build_cnn}
+
+
+def build_model(run: RunConfig, meta: DataMeta) -> Any:
+    """An uncompiled keras.Model for `run.model`, with `run.regularization` applied."""
+    import keras
+
+    builder = BUILDERS.get(run.model.name)
+    if builder is None:
+        raise ConfigError("model.name", run.model.name, one_of(run.model.name, BUILDERS))
+    inputs = keras.Input(shape=meta.input_shape, name="features")
+    features = builder(inputs, run.model, run.regularization)
+    outputs = output_layer(features, meta, run)
+    return keras.Model(inputs, outputs, name=f"dlrun_{run.model.name}")
+
+
+__all__ = ["build_model", "BUILDERS"]

@@ -1,0 +1,73 @@
+"""Checks that need the data but not TensorFlow: they run in the CLI before a
+run directory exists, so bad input never leaves a half-written result behind."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from dlrun.config.schema import BINARY_LOSSES, MULTICLASS_LOSSES, REGRESSION_LOSSES, RunConfig
+from dlrun.data import DataBundle, build_data
+from dlrun.errors import ConfigError
+
+LOSSES_BY_TASK = {
+    "regression": REGRESSION_LOSSES,
+    "binary": BINARY_LOSSES,
+    "multiclass": MULTICLASS_LOSSES,
+}
+METRICS_BY_TASK = {
+    "regression": ("mae", "mse", "rmse", "mape", "r2"),
+    "binary": ("accuracy", "auc", "precision", "recall"),
+    "multiclass": ("accuracy", "top3_accuracy"),
+}
+
+
+def uses_images(run: RunConfig) -> bool:
+    return run.model.name == "cnn"
+
+
+def check_loss_fits(run: RunConfig, task: str) -> None:
+    name = run.loss.name
+    if name == "auto":
+        return
+    if name == "custom":
+        if run.loss.task not in (None, task):
+            raise ConfigError("loss.task", run.loss.task, f"the data's task is {task}")
+        return
+    allowed = LOSSES_BY_TASK[task]
+    if name not in allowed:
+        raise ConfigError("loss", name, f"does not fit a {task} task; use one of auto, {', '.join(allowed)}")
+
+
+def check_metrics(run: RunConfig, task: str) -> None:
+    allowed = METRICS_BY_TASK[task]
+    for name in run.trainer.metrics:
+        if name != "auto" and name not in allowed:
+            raise ConfigError("trainer.metrics", name, f"not a {task} metric; use auto or one of "
+                              + ", ".join(allowed))
+
+
+def check_trainer(run: RunConfig, bundle: DataBundle) -> List[str]:
+    n_train = bundle.meta.rows["train"]
+    bs = run.trainer.batch_size
+    if bs != "full" and bs > n_train:
+        raise ConfigError("trainer.batch_size", bs, f"larger than the training split ({n_train} rows); "
+                          "use a smaller value or 'full'")
+    notes = []
+    es = run.regularization.early_stopping
+    if es is not None and es.patience >= run.trainer.epochs:
+        notes.append(f"regularization.early_stopping.patience={es.patience} >= trainer.epochs="
+                     f"{run.trainer.epochs}: early stopping cannot trigger")
+    return notes
+
+
+def preflight(run: RunConfig) -> DataBundle:
+    """Load and prepare the data, then check what depends on it. Raises DataError/ConfigError."""
+    return checked(run)[0]
+
+
+def checked(run: RunConfig) -> Tuple[DataBundle, List[str]]:
+    """The prepared data and warnings worth showing (values that are allowed but
+    probably not what was meant). Raises DataError/ConfigError."""
+    bundle = build_data(run.data, image=uses_images(run))
+    check_loss_fits(run, bundle.meta.task)
+    check_metrics(run, bundle.meta.task)
+    return bundle, check_trainer(run, bundle)

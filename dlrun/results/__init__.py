@@ -1,0 +1,1 @@
+"""Results: the run directory, atomic writes, tables and plots."""

@@ -1,0 +1,119 @@
+"""The run directory and everything written into it. Every file is written to
+a temporary file in the same folder and renamed into place, so a crash never
+leaves a torn file behind."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Union
+
+from dlrun.errors import DlrunError
+
+PACKAGES = ("dlrun", "tensorflow", "keras", "keras-tuner", "hydra-core", "omegaconf", "numpy", "pandas",
+            "scikit-learn", "rich", "matplotlib")
+
+
+class OutputError(DlrunError):
+    """The output folder cannot be written."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: Union[str, Path], text: str) -> Path:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+    return Path(path)
+
+
+def write_json(path: Union[str, Path], data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def versions() -> Dict[str, Optional[str]]:
+    """Versions of Python and of the libraries a result depends on."""
+    out: Dict[str, Optional[str]] = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(cwd: Union[str, Path, None] = None) -> Optional[Dict[str, Any]]:
+    """The git commit (and whether the tree has changes) of `cwd`, if it is a repository."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def config_hash(config: Dict[str, Any]) -> str:
+    """A short, stable hash of a resolved config (ignores the run's name and output folder)."""
+    body = {k: v for k, v in config.items() if k not in ("name", "output_dir")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def default_run_dir(name: str, root: Union[str, Path] = "experiments") -> Path:
+    """experiments/<name>/<timestamp>/ for runs started without Hydra's run directory."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return Path(root) / name / stamp
+
+
+COMMAND: Optional[list] = None  # set by the CLI to the words the user typed
+
+
+def command_line() -> str:
+    """The command that started this run, as the user typed it."""
+    import shlex
+
+    if COMMAND is not None:
+        return shlex.join(COMMAND)
+    return shlex.join([Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]])

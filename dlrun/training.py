@@ -1,0 +1,279 @@
+"""Train one model from a validated config and write the run directory.
+
+`compile_model` is the single build path: `train` and every search trial call it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import pandas as pd
+
+from dlrun.config.schema import RunConfig, TrainerConfig
+from dlrun.data import DataBundle, DataMeta
+from dlrun.preflight import preflight
+from dlrun.results import rundir
+from dlrun.runtime import import_tensorflow
+from dlrun.results.plots import learning_curves
+from dlrun.results.tables import write_table
+
+EVAL_BATCH = 2048  # batch size for evaluation: no gradients, so bigger is faster
+
+
+@dataclass
+class Datasets:
+    train: Any
+    val: Any
+    test: Any
+    train_eval: Any
+    batch_size: int
+    steps_per_epoch: int
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str                        # completed | failed | interrupted
+    metrics: Dict[str, Any]
+    history: pd.DataFrame
+    model: Any = None
+
+
+def setup_runtime(trainer: TrainerConfig) -> None:
+    """Seed Python, NumPy and Keras; optionally make TensorFlow ops deterministic."""
+    tf = import_tensorflow()
+    import keras
+
+    if trainer.threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(trainer.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, trainer.threads)))
+        except RuntimeError:
+            pass  # TensorFlow already started in this process; its thread pools are fixed
+    keras.utils.set_random_seed(trainer.seed)
+    if trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def targets(y: Any, meta: DataMeta, loss_name: str) -> Any:
+    """Labels in the shape the loss expects."""
+    import numpy as np
+
+    if meta.task == "multiclass":
+        if loss_name == "categorical_crossentropy":
+            return np.eye(meta.n_outputs, dtype="float32")[y]
+        return y.astype("int32")
+    return y.astype("float32").reshape(-1, 1)
+
+
+def make_datasets(bundle: DataBundle, run: RunConfig, loss_name: str) -> Datasets:
+    """Cached, prefetched tf.data pipelines, built once from in-memory arrays."""
+    import tensorflow as tf
+
+    meta = bundle.meta
+    n_train = len(bundle.x_train)
+    batch = n_train if run.trainer.batch_size == "full" else int(run.trainer.batch_size)
+
+    def pipeline(x: Any, y: Any, batch_size: int, shuffle: bool) -> Any:
+        ds = tf.data.Dataset.from_tensor_slices((x, targets(y, meta, loss_name))).cache()
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=run.trainer.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    eval_batch = max(batch, EVAL_BATCH)
+    return Datasets(train=pipeline(bundle.x_train, bundle.y_train, batch, shuffle=True),
+                    val=pipeline(bundle.x_val, bundle.y_val, eval_batch, shuffle=False),
+                    test=pipeline(bundle.x_test, bundle.y_test, eval_batch, shuffle=False),
+                    train_eval=pipeline(bundle.x_train, bundle.y_train, eval_batch, shuffle=False),
+                    batch_size=batch, steps_per_epoch=math.ceil(n_train / batch))
+
+
+def build_metrics(run: RunConfig, meta: DataMeta, loss_name: str) -> List[Any]:
+    import keras
+
+    M = keras.metrics
+    names = list(run.trainer.metrics)
+    if "auto" in names:
+        names.remove("auto")
+        names.insert(0, "mae" if meta.task == "regression" else "accuracy")
+    logits = loss_name == "hinge"
+    out = []
+    for name in dict.fromkeys(names):
+        if name == "accuracy":
+            if meta.task == "binary":
+                out.append(M.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5))
+            elif loss_name == "categorical_crossentropy":
+                out.append(M.CategoricalAccuracy(name="accuracy"))
+            else:
+                out.append(M.SparseCategoricalAccuracy(name="accuracy"))
+        elif name == "top3_accuracy":
+            cls = M.TopKCategoricalAccuracy if loss_name == "categorical_crossentropy" \
+                else M.SparseTopKCategoricalAccuracy
+            out.append(cls(k=3, name="top3_accuracy"))
+        elif name == "auc":
+            out.append(M.AUC(name="auc", from_logits=logits))
+        elif name == "precision":
+            out.append(M.Precision(name="precision", thresholds=0.0 if logits else 0.5))
+        elif name == "recall":
+            out.append(M.Recall(name="recall", thresholds=0.0 if logits else 0.5))
+        else:
+            out.append({"mae": M.MeanAbsoluteError, "mse": M.MeanSquaredError,
+                        "rmse": M.RootMeanSquaredError, "mape": M.MeanAbsolutePercentageError,
+                        "r2": M.R2Score}[name](name=name))
+    return out
+
+
+def steps_per_execution(trainer: TrainerConfig, steps_per_epoch: int) -> int:
+    """'auto': run a whole epoch per call into TensorFlow (small data is dominated
+    by per-step overhead; see benchmarks/)."""
+    if trainer.steps_per_execution == "auto":
+        return max(1, steps_per_epoch)
+    return int(trainer.steps_per_execution)
+
+
+def compile_model(run: RunConfig, meta: DataMeta, steps_per_epoch: int) -> Any:
+    """Build and compile the model for `run`: the one build path for train and search."""
+    from dlrun.losses import build_loss, resolved_name
+    from dlrun.models import build_model
+    from dlrun.optim import build_optimizer
+
+    import_tensorflow()
+    model = build_model(run, meta)
+    model.compile(optimizer=build_optimizer(run, steps_per_epoch), loss=build_loss(run, meta),
+                  metrics=build_metrics(run, meta, resolved_name(run, meta)),
+                  steps_per_execution=steps_per_execution(run.trainer, steps_per_epoch))
+    return model
+
+
+def epoch_recorder() -> Any:
+    """A callback that keeps one row per epoch (metrics, learning rate, seconds) and
+    stops training at once when the loss is NaN or infinite."""
+    import keras
+
+    class EpochRecorder(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: List[Dict[str, Any]] = []
+            self.diverged_epoch: Optional[int] = None
+            self._start = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Optional[Dict] = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
+            logs = dict(logs or {})
+            row: Dict[str, Any] = {"epoch": epoch + 1}
+            row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
+            row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            row["epoch_time_s"] = round(time.perf_counter() - self._start, 4)
+            self.rows.append(row)
+            if not math.isfinite(row.get("loss", 0.0)):
+                self.diverged_epoch = epoch + 1
+                self.model.stop_training = True
+
+        def frame(self) -> pd.DataFrame:
+            return pd.DataFrame(self.rows)
+
+    return EpochRecorder()
+
+
+def evaluate(model: Any, data: Datasets) -> Dict[str, Dict[str, float]]:
+    """Final metrics on every split, with the weights training ended with."""
+    out = {}
+    for split, ds in (("train", data.train_eval), ("val", data.val), ("test", data.test)):
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        out[split] = {k: float(v) for k, v in values.items()}
+    return out
+
+
+def write_run_info(run_dir: Path, run: RunConfig) -> Dict[str, Any]:
+    """The resolved config, the command line and the versions, before training starts."""
+    from omegaconf import OmegaConf
+
+    config = dataclasses.asdict(run)
+    rundir.write_text(run_dir / "config.yaml", "# The resolved config of this run (every default filled in).\n"
+                      + OmegaConf.to_yaml(OmegaConf.create(config)))
+    rundir.write_text(run_dir / "command.txt", rundir.command_line() + "\n")
+    info = {"versions": rundir.versions(), "git": rundir.git_state(), "config_hash": rundir.config_hash(config),
+            "seed": run.trainer.seed}
+    rundir.write_json(run_dir / "versions.json", info)
+    return info
+
+
+def train(run: RunConfig, run_dir: Union[str, Path, None] = None) -> RunResult:
+    """Train `run`, writing the results contract into `run_dir`
+    (default experiments/<name>/<timestamp>/)."""
+    started = time.perf_counter()
+    bundle = preflight(run)
+    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = write_run_info(run_dir, run)
+
+    setup_runtime(run.trainer)
+    from dlrun.display import make_progress_callback
+    from dlrun.losses import resolved_name
+    from dlrun.optim import schedule_callbacks
+    from dlrun.regularization import callbacks as regularization_callbacks
+
+    loss_name = resolved_name(run, bundle.meta)
+    data = make_datasets(bundle, run, loss_name)
+    model = compile_model(run, bundle.meta, data.steps_per_epoch)
+    recorder = epoch_recorder()
+    title = f"{run.name}: {run.model.name} {run.optimizer.name}"
+    callbacks = [recorder, *regularization_callbacks(run.regularization), *schedule_callbacks(run),
+                 make_progress_callback(run.trainer.epochs, title, enabled=run.trainer.verbose == 1)]
+    status, reason = "completed", None
+    fit_started = time.perf_counter()
+    try:
+        model.fit(data.train, validation_data=data.val, epochs=run.trainer.epochs, callbacks=callbacks, shuffle=False,
+                  verbose=2 if run.trainer.verbose == 2 else 0)
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "stopped by the user (Ctrl-C)"
+    fit_time = time.perf_counter() - fit_started
+    history = recorder.frame()
+    if recorder.diverged_epoch is not None:
+        status, reason = "failed", f"loss became NaN/inf at epoch {recorder.diverged_epoch}"
+
+    final = evaluate(model, data) if status != "interrupted" else {}
+    metrics = _summary(run, bundle, history, final, status, reason, fit_time, started, model, info)
+    if not history.empty:
+        write_table(history, run_dir / "history")
+        learning_curves(history, run_dir / "learning_curves.png", title=title)
+    if run.trainer.save_model and status == "completed":
+        with rundir.atomic_path(run_dir / "model.keras") as tmp:
+            model.save(tmp)
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return RunResult(run_dir=run_dir, status=status, metrics=metrics, history=history, model=model)
+
+
+def _summary(run: RunConfig, bundle: DataBundle, history: pd.DataFrame, final: Dict, status: str,
+             reason: Optional[str], fit_time: float, started: float, model: Any, info: Dict) -> Dict[str, Any]:
+    monitor = (run.regularization.early_stopping.monitor if run.regularization.early_stopping else "val_loss")
+    best_epoch = None
+    if not history.empty and monitor in history:
+        col = history[monitor]
+        best_epoch = int(history["epoch"][col.idxmax() if "acc" in monitor or "auc" in monitor else col.idxmin()])
+    meta = bundle.meta
+    return {
+        "status": status,
+        "failure_reason": reason,
+        "train": final.get("train", {}),
+        "val": final.get("val", {}),
+        "test": final.get("test", {}),
+        "epochs_run": int(len(history)),
+        "best_epoch": best_epoch,
+        "fit_time_s": round(fit_time, 3),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "params": int(model.count_params()),
+        "seed": run.trainer.seed,
+        "config_hash": info["config_hash"],
+        "data": {"task": meta.task, "rows": meta.rows, "n_features": len(meta.feature_names),
+                 "classes": [str(c) for c in meta.classes], **meta.report},
+    }
