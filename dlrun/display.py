@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 _console: Optional[Console] = None
@@ -20,13 +21,12 @@ def console() -> Console:
 
 def error(message: str) -> None:
     """One line on stderr: 'dlrun: error: <message>'."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]dlrun: error:[/] {message}",
-                                                                markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]dlrun: error:[/] {escape(message)}")
 
 
 def warn(message: str) -> None:
     """One line on stderr: 'dlrun: warning: <message>'."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]dlrun: warning:[/] {message}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]dlrun: warning:[/] {escape(message)}")
 
 
 def fmt(value: Any) -> str:

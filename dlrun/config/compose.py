@@ -2,6 +2,7 @@
 ConfigErrors. No TensorFlow here: this runs before anything heavy is imported."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from functools import lru_cache
@@ -16,7 +17,18 @@ from dlrun.errors import UNSET, ConfigError, one_of
 
 
 MULTI_CHOICE_GROUPS = ("regularization",)  # groups whose options combine: regularization=[l2,dropout]
-REGULARIZATION_SECTIONS = ("kernel", "dropout", "batchnorm", "noise", "early_stopping")
+
+
+def regularization_sections() -> List[str]:
+    from dlrun.config.schema import RegularizationConfig
+
+    return [f.name for f in dataclasses.fields(RegularizationConfig)]
+
+
+def section_not_enabled(section: str) -> ConfigError:
+    """regularization.dropout.rate=... while dropout is not among the chosen options."""
+    return ConfigError(f"regularization.{section}", UNSET, f"'{section}' is not enabled; add it to the "
+                       f"list, e.g. regularization=[{section},early_stopping]")
 
 
 def conf_dir() -> str:
@@ -86,10 +98,12 @@ def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[Dic
         cause = cause.__cause__
     if isinstance(cause, ValidationError):
         return ConfigError(str(cause.full_key), cause.value if hasattr(cause, "value") else None,
-                           _type_message(cause))
+                           type_message(cause))
     if isinstance(cause, ConfigKeyError):
         full = str(cause.full_key or cause.key)
         parent, _, leaf = full.rpartition(".")
+        if parent == "regularization" and leaf in regularization_sections():
+            return section_not_enabled(leaf)
         known = _keys_of(base, parent)
         where = parent or "the config"
         return ConfigError(full, UNSET, f"unknown key in {where}; "
@@ -99,9 +113,8 @@ def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[Dic
         # "Could not override 'foo'. ... Key 'foo' is not in struct"
         key = text[0].split("'")[1]
         parent, _, leaf = key.rpartition(".")
-        if parent == "regularization" and leaf in REGULARIZATION_SECTIONS:
-            return ConfigError(key, UNSET, f"'{leaf}' is not enabled; add it to the list, "
-                               f"e.g. regularization=[{leaf},early_stopping]")
+        if parent == "regularization" and leaf in regularization_sections():
+            return section_not_enabled(leaf)
         known = _keys_of(base, parent)
         return ConfigError(key, UNSET, "unknown key; " + (one_of(leaf, known) if known else
                            "append new keys with +key=value"))
@@ -110,7 +123,7 @@ def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[Dic
     return ConfigError("config", UNSET, " ".join(t.strip() for t in text if t.strip()) or repr(exc))
 
 
-def _type_message(err: ValidationError) -> str:
+def type_message(err: ValidationError) -> str:
     msg = str(err.msg)
     for kind, word in (("Float", "a number"), ("Integer", "an integer"), ("Boolean", "true or false"),
                        ("str", "a string")):

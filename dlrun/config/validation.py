@@ -8,6 +8,7 @@ from typing import Any, Dict
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
+from dlrun.config.compose import section_not_enabled, type_message
 from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
@@ -50,18 +51,16 @@ def _to_object(group: str, node: Any) -> Any:
     except ConfigKeyError as err:
         raise _unknown_key(group, str(err.key), node, fields) from None
     except ValidationError as err:
-        from dlrun.config.compose import _type_message
         key = str(err.full_key)
         key = key if key.startswith(group + ".") else f"{group}.{key}"
-        raise ConfigError(key, getattr(err, "value", None), _type_message(err)) from None
+        raise ConfigError(key, getattr(err, "value", None), type_message(err)) from None
     except OmegaConfBaseException as err:
         raise ConfigError(group, UNSET, str(err).splitlines()[0]) from None
 
 
 def _unknown_key(group: str, leaf: str, node: DictConfig, fields: list) -> ConfigError:
     if group == "regularization" and leaf in fields:
-        return ConfigError(f"{group}.{leaf}", UNSET, f"'{leaf}' is not enabled; add it to the list, "
-                           f"e.g. regularization=[{leaf},early_stopping]")
+        return section_not_enabled(leaf)
     what = f"{group} '{node.get('name')}'" if "name" in node else group
     return ConfigError(f"{group}.{leaf}", UNSET, f"unknown key for {what}; " + one_of(leaf, fields))
 

@@ -2,6 +2,7 @@
 user's CSV/Parquet file. Each source returns a DataFrame and its target column."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
@@ -42,6 +43,8 @@ def read_table(path_text: str) -> pd.DataFrame:
         raise DataError(f"data.path={shown}: file not found")
     if path.is_dir():
         raise DataError(f"data.path={shown}: is a directory; expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"data.path={shown}: the file is empty")
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"data.path={shown}: unsupported file type '{path.suffix}'; "
@@ -56,6 +59,9 @@ def read_table(path_text: str) -> pd.DataFrame:
         raise DataError(f"data.path={shown}: not readable (permission denied)") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"data.path={shown}: the file is empty") from None
+    except csv.Error as err:
+        raise DataError(f"data.path={shown}: cannot be read as a {kind} table ({err}; "
+                        "is it a comma- or semicolon-separated text file?)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"data.path={shown}: cannot be read as a {kind} table ({first})") from None

@@ -1,0 +1,44 @@
+"""Shared test helpers: tiny configs defined once, CLI runners, small tables."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["debug=fast", "trainer.verbose=0"]  # 1 epoch on 200 rows, no progress bar
+
+
+def make_run(*overrides: str, fast: bool = True, config_dirs: Sequence[str] = ()):
+    """Compose and validate a config, as the CLI does (no TensorFlow)."""
+    from dlrun.config import compose, normalize_overrides, validate
+
+    ov = [*(FAST if fast else []), *overrides]
+    return validate(compose("train", normalize_overrides(ov, "train"), config_dirs))
+
+
+def dlrun(args: List[str], cwd: Path, env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real `dlrun` command in a subprocess (exit codes, stderr, no traceback)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(env_extra or {})
+    exe = Path(sys.executable).with_name("dlrun")
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_people_csv(path: Path, rows: int = 120) -> Path:
+    """A small mixed-type table: numbers, a text column, a text target, some gaps."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 10, rows), "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
+                          "income": rng.normal(50, 5, rows)})
+    frame["label"] = np.where(frame["income"] + rng.normal(0, 2, rows) > 50, "yes", "no")
+    frame.loc[::17, "age"] = np.nan
+    frame.to_csv(path, index=False)
+    return path
