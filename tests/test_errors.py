@@ -31,6 +31,8 @@ CONFIG_CASES = [
     (["regularization=dropout", "regularization.dropout.rate=1.5"], r"regularization.dropout.rate=1.5: must be in \[0, 1\)"),
     (["regularization=dropout", "regularization.dropout.rate=-0.1"], r"regularization.dropout.rate=-0.1"),
     (["regularization.dropout.rate=0.3"], r"'dropout' is not enabled.*regularization=\[dropout"),
+    (["regularization=l2", "regularization.noise.stddev=0.3"], r"'noise' is not enabled"),
+    (["regularization=noise", "regularization.noise.stddev=abc"], r"regularization.noise.stddev='abc': must be a number"),
     (["trainer.batch_size=0"], r"trainer.batch_size=0: must be a positive integer or 'full'"),
     (["trainer.batch_size=lots"], r"trainer.batch_size='lots'"),
     (["trainer.batch_size=100000"], r"trainer.batch_size=100000: larger than the training split"),

@@ -81,9 +81,16 @@ def _keys_of(cfg: Optional[DictConfig], dotted_parent: str) -> List[str]:
     return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
 
 
-def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[DictConfig] = None) -> ConfigError:
+def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[DictConfig] = None,
+              overrides: Sequence[str] = ()) -> ConfigError:
     """A one-line ConfigError for a Hydra/OmegaConf composition error."""
     from hydra.errors import MissingConfigException, OverrideParseException
+
+    if "Unexpected type for root: NoneType" in str(exc):  # a key set inside a section that is off
+        for item in overrides:
+            parts = item.lstrip("+~").split("=", 1)[0].split(".")
+            if len(parts) > 2 and parts[0] == "regularization" and parts[1] in regularization_sections():
+                return section_not_enabled(parts[1])
 
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
@@ -169,7 +176,7 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
                                          overrides=[o for o in overrides if o.startswith("hydra.")])
                 except Exception:  # noqa: BLE001
                     pass
-                raise translate(exc, search_dirs, base) from exc
+                raise translate(exc, search_dirs, base, overrides) from exc
     finally:
         GlobalHydra.instance().clear()
     return cfg

@@ -117,17 +117,27 @@ def _encode_target(y: pd.Series, task: str) -> Tuple[np.ndarray, List[Any]]:
             raise DataError(f"data: target column {y.name!r} has infinite values")
         return values, []
     classes, codes = np.unique(y.astype(str) if _is_text(y) else y, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(f"data: target column {y.name!r} has a single class ({classes[0]!r}); "
+    labels = [c.item() if hasattr(c, "item") else c for c in classes]
+    if len(labels) < 2:
+        raise DataError(f"data: target column {y.name!r} has a single class ({labels[0]!r}); "
                         "classification needs at least two")
-    if task == "binary" and len(classes) != 2:
-        raise DataError(f"data.task=binary: target column {y.name!r} has {len(classes)} classes; "
+    if task == "binary" and len(labels) != 2:
+        raise DataError(f"data.task=binary: target column {y.name!r} has {len(labels)} classes; "
                         "use data.task=multiclass")
-    return codes.astype("int32"), [c.item() if hasattr(c, "item") else c for c in classes]
+    return codes.astype("int32"), labels
 
 
 def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.ndarray, ...]:
     from sklearn.model_selection import train_test_split
+
+    def cut(idx: np.ndarray, size: float, stratify: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        try:
+            return train_test_split(idx, test_size=size, random_state=cfg.split_seed, stratify=stratify)
+        except ValueError:  # a part too small to hold every class, or no rows left to train on
+            if stratify is not None:
+                return cut(idx, size, None)
+            raise DataError(f"data: {n} rows are too few for the split (test_size={cfg.test_size}, "
+                            f"val_size={cfg.val_size})") from None
 
     idx = np.arange(n)
     stratify = None
@@ -135,11 +145,9 @@ def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.
         counts = np.bincount(y_codes)
         if counts.min() >= 3:
             stratify = y_codes
-    rest, test = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.split_seed,
-                                  stratify=stratify)
+    rest, test = cut(idx, cfg.test_size, stratify)
     val_share = cfg.val_size / (1.0 - cfg.test_size)
-    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed,
-                                  stratify=None if stratify is None else y_codes[rest])
+    train, val = cut(rest, val_share, None if stratify is None else y_codes[rest])
     return train, val, test
 
 
@@ -186,9 +194,6 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
                 raise DataError(f"data: feature column {col!r} has infinite values")
     report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
     train, val, test = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"), task, cfg)
-    if min(len(train), len(val), len(test)) == 0:
-        raise DataError(f"data: {len(x)} rows are too few for the split (test_size={cfg.test_size}, "
-                        f"val_size={cfg.val_size})")
     transformer, text_cols = _feature_transformer(x, cfg)
     x_train = transformer.fit_transform(x.iloc[train]).astype("float32")
     x_val = transformer.transform(x.iloc[val]).astype("float32")
