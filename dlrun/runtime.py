@@ -37,4 +37,5 @@ def import_tensorflow() -> Any:
         import keras  # noqa: F401
         import tensorflow as tf
         tf.config.list_physical_devices()  # the CUDA probe logs here
+    tf.get_logger().setLevel("ERROR")  # e.g. retracing notices when a search builds many models
     return tf

@@ -257,7 +257,7 @@ def _summary(run: RunConfig, bundle: DataBundle, history: pd.DataFrame, final: D
              reason: Optional[str], fit_time: float, started: float, model: Any, info: Dict) -> Dict[str, Any]:
     monitor = (run.regularization.early_stopping.monitor if run.regularization.early_stopping else "val_loss")
     best_epoch = None
-    if not history.empty and monitor in history:
+    if not history.empty and monitor in history and history[monitor].notna().any():
         col = history[monitor]
         best_epoch = int(history["epoch"][col.idxmax() if "acc" in monitor or "auc" in monitor else col.idxmin()])
     meta = bundle.meta
