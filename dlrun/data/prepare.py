@@ -116,6 +116,8 @@ def _encode_target(y: pd.Series, task: str) -> Tuple[np.ndarray, List[Any]]:
         if not np.all(np.isfinite(values)):
             raise DataError(f"data: target column {y.name!r} has infinite values")
         return values, []
+    if not _is_text(y) and np.all(y.astype(float) == np.round(y.astype(float))):
+        y = y.astype("int64")  # integer labels read as floats (a column with gaps) stay integers
     classes, codes = np.unique(y.astype(str) if _is_text(y) else y, return_inverse=True)
     labels = [c.item() if hasattr(c, "item") else c for c in classes]
     if len(labels) < 2:
@@ -127,12 +129,17 @@ def _encode_target(y: pd.Series, task: str) -> Tuple[np.ndarray, List[Any]]:
     return codes.astype("int32"), labels
 
 
-def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.ndarray, ...]:
+def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Train/validation/test row indices, and whether both cuts were stratified."""
     from sklearn.model_selection import train_test_split
+
+    stratified = []
 
     def cut(idx: np.ndarray, size: float, stratify: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         try:
-            return train_test_split(idx, test_size=size, random_state=cfg.split_seed, stratify=stratify)
+            parts = train_test_split(idx, test_size=size, random_state=cfg.split_seed, stratify=stratify)
+            stratified.append(stratify is not None)
+            return parts
         except ValueError:  # a part too small to hold every class, or no rows left to train on
             if stratify is not None:
                 return cut(idx, size, None)
@@ -148,7 +155,7 @@ def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.
     rest, test = cut(idx, cfg.test_size, stratify)
     val_share = cfg.val_size / (1.0 - cfg.test_size)
     train, val = cut(rest, val_share, None if stratify is None else y_codes[rest])
-    return train, val, test
+    return train, val, test, all(stratified)
 
 
 def _feature_transformer(x: pd.DataFrame, cfg: DataConfig):
@@ -193,7 +200,8 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
             if np.isinf(x[col].to_numpy()).any():
                 raise DataError(f"data: feature column {col!r} has infinite values")
     report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
-    train, val, test = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"), task, cfg)
+    train, val, test, stratified = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"),
+                                          task, cfg)
     transformer, text_cols = _feature_transformer(x, cfg)
     x_train = transformer.fit_transform(x.iloc[train]).astype("float32")
     x_val = transformer.transform(x.iloc[val]).astype("float32")
@@ -212,7 +220,7 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
         input_shape = shape if len(shape) == 3 else (*shape, 1)
         x_train, x_val, x_test = (a.reshape(-1, *input_shape) for a in (x_train, x_val, x_test))
     report.update(text_columns=text_cols, encoding=cfg.categorical if text_cols else None,
-                  scaling=cfg.scaling, stratified=task != "regression")
+                  scaling=cfg.scaling, stratified=stratified)
     meta = DataMeta(task=task, n_outputs=len(classes) if task == "multiclass" else 1,
                     input_shape=input_shape, feature_names=feature_names, target=str(target),
                     classes=classes, rows={"train": len(train), "val": len(val), "test": len(test)},

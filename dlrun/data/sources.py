@@ -2,6 +2,7 @@
 user's CSV/Parquet file. Each source returns a DataFrame and its target column."""
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 from typing import Callable, Dict, Tuple
@@ -53,8 +54,12 @@ def read_table(path_text: str) -> pd.DataFrame:
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            sep = "\t" if path.suffix.lower() == ".tsv" else None
-            frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            if frame.shape[1] == 1 and path.suffix.lower() != ".tsv":  # maybe ';'-, tab- or '|'-separated
+                with open(path, newline="", errors="replace") as fh:
+                    sample = fh.read(65536)
+                with contextlib.suppress(csv.Error):
+                    frame = pd.read_csv(path, sep=csv.Sniffer().sniff(sample, delimiters=";\t|").delimiter)
     except PermissionError:
         raise DataError(f"data.path={shown}: not readable (permission denied)") from None
     except pd.errors.EmptyDataError:
