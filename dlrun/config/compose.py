@@ -2,6 +2,7 @@
 ConfigErrors. No TensorFlow here: this runs before anything heavy is imported."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -9,9 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from dlrun.errors import UNSET, ConfigError, one_of
 
@@ -40,15 +40,9 @@ def conf_dir() -> str:
 
 
 @lru_cache(maxsize=None)
-def root_groups(config_name: str) -> tuple:
-    """Config groups named in the root config's defaults list (data, model, ...)."""
-    text = (Path(conf_dir()) / f"{config_name}.yaml").read_text()
-    groups = []
-    for entry in yaml.safe_load(text).get("defaults", []):
-        if isinstance(entry, dict):
-            key = next(iter(entry)).split("@")[0]
-            groups.append(key.replace("override ", "").strip().lstrip("/"))
-    return tuple(groups)
+def root_groups(config_name: str = "train") -> tuple:
+    """The config groups (folders of dlrun's conf/): data, model, optimizer, ..."""
+    return tuple(sorted(p.name for p in Path(conf_dir()).iterdir() if p.is_dir() and not p.name.startswith("_")))
 
 
 def normalize_overrides(overrides: Sequence[str], config_name: str) -> List[str]:
@@ -150,33 +144,42 @@ def _check_single_choice(overrides: Sequence[str], config_name: str) -> None:
 
 
 def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> DictConfig:
-    """Compose `config_name` with `overrides` (already normalized) and return the
-    config with Hydra's own node (`hydra.*`) removed. Raises ConfigError."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """Compose `config_name` with `overrides` (already normalized), searching the user's
+    folders (`--config-dir`) after dlrun's own, as `hydra.main` does. Returns the config
+    without Hydra's node. Raises ConfigError."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
 
     from dlrun.config.schema import register_configs
 
     register_configs()
     _check_single_choice(overrides, config_name)
+    search_path = create_config_search_path(conf_dir())
+    for folder in extra_dirs:
+        if not os.path.isdir(folder):
+            raise ConfigError("--config-dir", folder, "no such folder")
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(folder)}",
+                            anchor=SearchPathQuery(provider="schema"))
     search_dirs = [*extra_dirs, conf_dir()]
-    overrides = list(overrides)
-    if extra_dirs:
-        overrides.append("hydra.searchpath=[" + ",".join(f"file://{os.path.abspath(d)}" for d in extra_dirs) + "]")
     GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(task_name="dlrun", config_search_path=search_path)
+
+    def run(items: Sequence[str]) -> DictConfig:
+        cfg = hydra.compose_config(config_name=config_name, overrides=list(items), run_mode=RunMode.RUN,
+                                   with_log_configuration=False)
+        with open_dict(cfg):
+            cfg.pop("hydra", None)
+        return cfg
+
     try:
-        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3", job_name="dlrun"):
-            try:
-                cfg = hydra_compose(config_name=config_name, overrides=overrides)
-            except Exception as exc:  # noqa: BLE001 - translated to one line below
-                base = None
-                try:
-                    base = hydra_compose(config_name=config_name,
-                                         overrides=[o for o in overrides if o.startswith("hydra.")])
-                except Exception:  # noqa: BLE001
-                    pass
-                raise translate(exc, search_dirs, base, overrides) from exc
+        return run(overrides)
+    except Exception as exc:  # noqa: BLE001 - translated to one line below
+        base = None
+        with contextlib.suppress(Exception):
+            base = run([o for o in overrides if o.startswith("hydra.")])
+        raise translate(exc, search_dirs, base, overrides) from exc
     finally:
         GlobalHydra.instance().clear()
-    return cfg
