@@ -8,6 +8,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from dlrun import __version__
@@ -20,6 +21,7 @@ Describe an experiment in YAML (conf/), run it with one command.
 
 commands:
   train   train one model from the composed config and write a run directory
+  tune    search hyperparameters with keras-tuner (search=random|grid|bayesian|hyperband)
   check   compose and validate a config, build the model and print it; train nothing
 
 examples:
@@ -29,6 +31,8 @@ examples:
   dlrun train data=csv data.path=my.csv data.target=label
   dlrun train experiment=digits_cnn debug=fast
   dlrun train -m optimizer=sgd,adam,rmsprop    a sweep: one run directory per job
+  dlrun tune search=random search.max_trials=20    keras-tuner search over space=default
+  dlrun tune search=grid space=units_lr search.objective=val_accuracy
   dlrun check model=cnn                        validate and show the model only
 
 Run 'dlrun COMMAND --help' for the config groups, their options and the full config.
@@ -98,21 +102,37 @@ def sweep_jobs(overrides: List[str]) -> List[List[str]]:
         return [[o for o, p in zip(overrides, parsed) if not p.is_sweep_override()]]
 
 
-def validated(config_name: str, parsed: Args):
-    """Compose and validate every job the command will run, and check its data."""
-    from dlrun.config import compose, validate
-    from dlrun.display import warn
+def check_train(cfg, overrides: List[str], config_dirs: List[str]):
+    from dlrun.config import validate
     from dlrun.preflight import checked
 
+    run = validate(cfg)
+    return run, checked(run)[1]
+
+
+def check_tune(cfg, overrides: List[str], config_dirs: List[str]):
+    from dlrun.search.config import preflight_tune, validate_tune
+
+    tune = validate_tune(cfg, overrides, config_dirs)
+    return tune, preflight_tune(tune)[1]
+
+
+def validated(config_name: str, parsed: Args, check: Callable = check_train) -> list:
+    """Compose and validate every job the command will run, and check its data,
+    before Hydra creates any run directory."""
+    from dlrun.config import compose
+    from dlrun.display import warn
+
     jobs = sweep_jobs(parsed.overrides) if parsed.multirun else [parsed.overrides]
-    runs, notes = [], []
+    checked_jobs, notes = [], []
     for job in jobs:
-        run = validate(compose(parsed.config_name or config_name, job, parsed.config_dirs))
-        notes += [n for n in checked(run)[1] if n not in notes]
-        runs.append(run)
+        obj, job_notes = check(compose(parsed.config_name or config_name, job, parsed.config_dirs), job,
+                               parsed.config_dirs)
+        notes += [n for n in job_notes if n not in notes]
+        checked_jobs.append(obj)
     for note in notes:
         warn(note)
-    return runs
+    return checked_jobs
 
 
 _exit_code = 0
@@ -188,6 +208,29 @@ def _train_job(cfg) -> None:
     out.print(f"results: [bold]{result.run_dir}[/]")
 
 
+def _tune_job(cfg) -> None:
+    global _exit_code
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlrun.search.config import validate_tune
+    from dlrun.search.report import print_report
+    from dlrun.search.runner import tune
+
+    hydra_cfg = HydraConfig.get()
+    dirs = [s.path.removeprefix("file://") for s in hydra_cfg.runtime.config_sources if s.provider == "command-line"]
+    result = tune(validate_tune(cfg, list(hydra_cfg.overrides.task), dirs), Path(hydra_cfg.runtime.output_dir))
+    print_report(result)
+    if result.status != "completed":
+        _exit_code = 1
+
+
+def cmd_tune(args: Sequence[str]) -> int:
+    parsed = parse(args, "tune")
+    if not parsed.show_only:
+        validated("tune", parsed, check_tune)
+    return run_hydra("tune", parsed, _task(_tune_job), "dlrun tune")
+
+
 def cmd_train(args: Sequence[str]) -> int:
     parsed = parse(args, "train")
     if not parsed.show_only:
@@ -204,11 +247,12 @@ def cmd_check(args: Sequence[str]) -> int:
     run = validated("train", parsed)[0]
     from dlrun.check import show
 
+
     show(run)
     return 0
 
 
-COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "check": cmd_check}
+COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

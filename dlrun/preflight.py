@@ -45,6 +45,15 @@ def check_metrics(run: RunConfig, task: str) -> None:
                               + ", ".join(allowed))
 
 
+def metric_names(run: RunConfig, task: str) -> List[str]:
+    """The compiled metrics' names, in order ('auto' resolved by task); loss not included."""
+    names = list(run.trainer.metrics)
+    if "auto" in names:
+        names.remove("auto")
+        names.insert(0, "mae" if task == "regression" else "accuracy")
+    return list(dict.fromkeys(names))
+
+
 def check_trainer(run: RunConfig, bundle: DataBundle) -> List[str]:
     n_train = bundle.meta.rows["train"]
     bs = run.trainer.batch_size

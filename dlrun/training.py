@@ -9,13 +9,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pandas as pd
 
 from dlrun.config.schema import RunConfig, TrainerConfig
 from dlrun.data import DataBundle, DataMeta
-from dlrun.preflight import preflight
+from dlrun.preflight import metric_names, preflight
 from dlrun.results import rundir
 from dlrun.runtime import import_tensorflow
 from dlrun.results.plots import learning_curves
@@ -96,13 +96,9 @@ def build_metrics(run: RunConfig, meta: DataMeta, loss_name: str) -> List[Any]:
     import keras
 
     M = keras.metrics
-    names = list(run.trainer.metrics)
-    if "auto" in names:
-        names.remove("auto")
-        names.insert(0, "mae" if meta.task == "regression" else "accuracy")
     logits = loss_name == "hinge"
     out = []
-    for name in dict.fromkeys(names):
+    for name in metric_names(run, meta.task):
         if name == "accuracy":
             if meta.task == "binary":
                 out.append(M.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5))
@@ -277,3 +273,23 @@ def _summary(run: RunConfig, bundle: DataBundle, history: pd.DataFrame, final: D
         "data": {"task": meta.task, "rows": meta.rows, "n_features": len(meta.feature_names),
                  "classes": [str(c) for c in meta.classes], **meta.report},
     }
+
+
+def refit(run: RunConfig, bundle: DataBundle, epochs: int) -> Tuple[Any, Dict[str, Dict[str, float]]]:
+    """Train `run` on train+validation for a fixed number of epochs (the best epoch
+    found on validation) and score it on the held-out test split. Early stopping
+    and reduce-on-plateau need a validation split, so they are left out here."""
+    import numpy as np
+
+    from dlrun.losses import resolved_name
+
+    setup_runtime(run.trainer)
+    full = DataBundle(np.concatenate([bundle.x_train, bundle.x_val]), np.concatenate([bundle.y_train, bundle.y_val]),
+                      bundle.x_test, bundle.y_test, bundle.x_test, bundle.y_test, bundle.meta)
+    data = make_datasets(full, run, resolved_name(run, bundle.meta))
+    model = compile_model(run, bundle.meta, data.steps_per_epoch)
+    model.fit(data.train, epochs=max(1, int(epochs)), verbose=0, shuffle=False)
+    scores = {}
+    for split, ds in (("train", data.train_eval), ("test", data.test)):
+        scores[split] = {k: float(v) for k, v in model.evaluate(ds, verbose=0, return_dict=True).items()}
+    return model, scores

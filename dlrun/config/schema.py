@@ -35,12 +35,12 @@ def _fraction(value: float, key: str, low_open: bool = True) -> None:
 
 
 # --------------------------------------------------------------------- data
-DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "csv")
+DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "csv")
 
 
 @dataclass
 class DataConfig:
-    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | csv
+    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | mnist | csv
     path: Optional[str] = None         # csv: a .csv or .parquet file
     target: Optional[str] = None       # csv: the target column
     features: Optional[List[str]] = None  # csv: feature columns (null: all but the target)
@@ -437,6 +437,76 @@ class TrainerConfig:
         check(self.threads >= 0, "threads", self.threads, "must be >= 0")
 
 
+# ------------------------------------------------------------------- search
+SEARCH_ALGORITHMS = ("random", "grid", "bayesian", "hyperband")
+
+
+@dataclass
+class SearchBase:
+    name: str = "random"
+    max_trials: Optional[int] = 10     # trials to run (grid: null = the whole grid)
+    objective: str = "val_loss"        # any compiled metric, val_ for validation
+    direction: str = "auto"            # auto (from the name) | min | max
+    seed: int = 0                      # makes the trial sequence repeatable (0 included)
+    executions_per_trial: int = 1      # fits per trial, objective averaged (noisy objectives)
+    cv_folds: int = 0                  # >1: k-fold CV over train+validation, mean and std
+    max_consecutive_failures: int = 3  # stop the search after this many failed trials in a row
+    overwrite: bool = False            # true: start afresh instead of resuming in the same folder
+    refit: bool = True                 # refit the best config on train+validation, score on test
+    workers: int = 1                   # parallel trial workers (keras-tuner distributed mode)
+
+    def __post_init__(self) -> None:
+        if self.max_trials is not None:
+            _positive(self.max_trials, "max_trials")
+        _in(self.direction, ("auto", "min", "max"), "direction")
+        check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        _positive(self.executions_per_trial, "executions_per_trial")
+        check(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", self.cv_folds, "must be 0 (off) or >= 2")
+        _positive(self.max_consecutive_failures, "max_consecutive_failures")
+        _positive(self.workers, "workers")
+
+
+@dataclass
+class RandomSearch(SearchBase):
+    name: str = "random"
+
+
+@dataclass
+class GridSearch(SearchBase):
+    name: str = "grid"
+    max_trials: Optional[int] = None
+
+
+@dataclass
+class BayesianSearch(SearchBase):
+    name: str = "bayesian"
+    num_initial_points: Optional[int] = None  # random trials before the Gaussian process (null: 3 x dims)
+    alpha: float = 1e-4                # noise added to the GP's diagonal
+    beta: float = 2.6                  # exploration weight of the upper confidence bound
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_initial_points is not None:
+            _positive(self.num_initial_points, "num_initial_points")
+        _positive(self.alpha, "alpha")
+        check(self.beta >= 0, "beta", self.beta, "must be >= 0")
+
+
+@dataclass
+class HyperbandSearch(SearchBase):
+    name: str = "hyperband"
+    max_trials: Optional[int] = None   # hyperband sizes itself from max_epochs and factor
+    max_epochs: int = 30               # most epochs any one model is trained
+    factor: int = 3                    # reduction factor between brackets
+    hyperband_iterations: int = 1      # times the whole algorithm is repeated
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.max_epochs >= 2, "max_epochs", self.max_epochs, "must be >= 2")
+        check(self.factor >= 2, "factor", self.factor, "must be >= 2")
+        _positive(self.hyperband_iterations, "hyperband_iterations")
+
+
 # ------------------------------------------------------------- root config
 @dataclass
 class RunConfig:
@@ -464,6 +534,8 @@ SCHEMAS: Dict[str, Dict[str, type]] = {
     "loss": {"default": LossConfig, "huber": HuberLoss, "quantile": QuantileLoss, "custom": CustomLoss},
     "regularization": {"default": RegularizationConfig},
     "trainer": {"default": TrainerConfig},
+    "search": {"random": RandomSearch, "grid": GridSearch, "bayesian": BayesianSearch,
+               "hyperband": HyperbandSearch},
 }
 
 

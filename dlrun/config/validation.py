@@ -13,7 +13,7 @@ from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", *GROUPS}
+ROOT_KEYS = {"name", "search", "space", *GROUPS}  # search and space are read by dlrun tune
 
 
 def _schema_for(group: str, node: Any) -> type:
@@ -30,7 +30,7 @@ def _schema_for(group: str, node: Any) -> type:
     return options[name]
 
 
-def _to_object(group: str, node: Any) -> Any:
+def to_object(group: str, node: Any) -> Any:
     """Merge `node` into its schema and build the dataclass (runs __post_init__)."""
     if not isinstance(node, DictConfig):
         raise ConfigError(group, node, "must be a config section (choose it with "
@@ -74,7 +74,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     for group in GROUPS:
         if group not in cfg or cfg[group] is None:
             raise ConfigError(group, None, f"required: choose one with {group}=OPTION")
-        parts[group] = _to_object(group, cfg[group])
+        parts[group] = to_object(group, cfg[group])
     run = RunConfig(name=str(cfg.get("name", "default")), **parts)
     _check_across_groups(run)
     return run

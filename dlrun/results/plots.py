@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Union
+from typing import List, Tuple, Union
 
 import pandas as pd
 
@@ -49,3 +49,59 @@ def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = 
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Union[str, Path]) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def objective_by_trial(trials: pd.DataFrame, objective: str, direction: str, path: Union[str, Path]) -> Path:
+    """The objective of each completed trial, and the best so far."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.plot(trials["trial"], trials["objective"], "o", label="trial")
+    best = trials["objective"].cummax() if direction == "max" else trials["objective"].cummin()
+    ax.step(trials["trial"], best, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def objective_vs_params(trials: pd.DataFrame, objective: str, params: List[Tuple[str, bool]],
+                        path: Union[str, Path]) -> Path:
+    """One panel per hyperparameter: the objective against its value (log axis for
+    log-sampled ones, categories for choices)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(1, len(params)), figsize=(3.8 * max(1, len(params)), 3.4), squeeze=False)
+    for ax, (name, log) in zip(axes[0], params):
+        rows = trials[trials[name].notna()]
+        values = rows[name]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            ax.plot(values, rows["objective"], "o")
+            if log:
+                ax.set_xscale("log")
+        else:
+            labels = sorted(values.astype(str).unique())
+            ax.plot([labels.index(v) for v in values.astype(str)], rows["objective"], "o")
+            ax.set_xticks(range(len(labels)), labels, rotation=30)
+        ax.set_xlabel(name)
+        ax.set_ylabel(objective)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,1 @@
+"""Hyperparameter search with keras-tuner: spaces, the hypermodel, tuners, the runner."""

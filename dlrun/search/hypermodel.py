@@ -1,0 +1,108 @@
+"""The keras-tuner HyperModel: `build(hp)` writes the trial's values into a copy
+of the config and calls the same `compile_model` as `dlrun train`; `fit` trains
+with the same data pipeline, callbacks and NaN guard, and returns the metrics of
+the best epoch."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import keras_tuner as kt
+import numpy as np
+
+from dlrun.config.schema import RunConfig
+from dlrun.data import DataBundle
+from dlrun.errors import ConfigError
+from dlrun.losses import resolved_name
+from dlrun.optim import schedule_callbacks
+from dlrun.regularization import callbacks as regularization_callbacks
+from dlrun.search.config import TuneConfig
+from dlrun.training import Datasets, compile_model, epoch_recorder, make_datasets
+
+
+class DlrunHyperModel(kt.HyperModel):
+    def __init__(self, tune: TuneConfig, bundle: DataBundle, epoch_callback: Optional[Any] = None) -> None:
+        super().__init__(name="dlrun")
+        self.tune = tune
+        self.bundle = bundle
+        self.epoch_callback = epoch_callback  # a keras callback for the live view, or None
+        self.last_model: Any = None
+        self._datasets: Dict[Tuple, Datasets] = {}
+
+    # -- config ---------------------------------------------------------------
+    def run_config(self, hp: kt.HyperParameters) -> RunConfig:
+        try:
+            return self.tune.trial_config(dict(hp.values))
+        except ConfigError as err:
+            raise kt.errors.FailedTrialError(f"invalid config: {err}") from None
+
+    def datasets(self, run: RunConfig, bundle: Optional[DataBundle] = None, key: Any = None) -> Datasets:
+        """tf.data pipelines, built once per batch size and loss for the whole search."""
+        bundle = bundle or self.bundle
+        loss_name = resolved_name(run, bundle.meta)
+        cache_key = (run.trainer.batch_size, loss_name, run.trainer.seed, key)
+        if cache_key not in self._datasets:
+            self._datasets[cache_key] = make_datasets(bundle, run, loss_name)
+        return self._datasets[cache_key]
+
+    # -- keras-tuner API -------------------------------------------------------
+    def build(self, hp: kt.HyperParameters) -> Any:
+        run = self.run_config(hp)
+        model = compile_model(run, self.bundle.meta, self.datasets(run).steps_per_epoch)
+        self.last_model = model
+        return model
+
+    def fit(self, hp: kt.HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Dict[str, float]:
+        run = self.run_config(hp)
+        if self.tune.search.cv_folds > 1:
+            return self._fit_folds(hp, run)
+        return self._fit_once(hp, run, model, self.datasets(run))
+
+    # -- training --------------------------------------------------------------
+    def _fit_once(self, hp: kt.HyperParameters, run: RunConfig, model: Any, data: Datasets) -> Dict[str, float]:
+        epochs = int(hp.values.get("tuner/epochs", run.trainer.epochs))
+        initial = int(hp.values.get("tuner/initial_epoch", 0))
+        recorder = epoch_recorder()
+        callbacks = [recorder, *regularization_callbacks(run.regularization), *schedule_callbacks(run)]
+        if self.epoch_callback is not None:
+            callbacks.append(self.epoch_callback)
+        model.fit(data.train, validation_data=data.val, epochs=epochs, initial_epoch=initial,
+                  callbacks=callbacks, verbose=0, shuffle=False)
+        if recorder.diverged_epoch is not None:
+            raise kt.errors.FailedTrialError(f"loss became NaN/inf at epoch {recorder.diverged_epoch}")
+        history = recorder.frame()
+        objective = self.tune.search.objective
+        if history.empty or objective not in history:
+            raise kt.errors.FailedTrialError(f"the objective {objective!r} was not produced")
+        column = history[objective]
+        best = column.idxmax() if self.tune.direction == "max" else column.idxmin()
+        row = history.loc[best]
+        skip = {"epoch", "learning_rate", "epoch_time_s"}
+        result = {k: float(v) for k, v in row.items() if k not in skip and math.isfinite(float(v))}
+        result.update(best_epoch=float(row["epoch"]), epochs_run=float(len(history)),
+                      params=float(model.count_params()))
+        return result
+
+    def _fit_folds(self, hp: kt.HyperParameters, run: RunConfig) -> Dict[str, float]:
+        """k-fold cross-validation over train+validation: the mean of every metric,
+        and the standard deviation of the objective."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        from dlrun.data import DataBundle
+
+        b = self.bundle
+        x = np.concatenate([b.x_train, b.x_val])
+        y = np.concatenate([b.y_train, b.y_val])
+        folds = self.tune.search.cv_folds
+        splitter = (KFold(folds, shuffle=True, random_state=run.data.split_seed) if b.meta.task == "regression"
+                    else StratifiedKFold(folds, shuffle=True, random_state=run.data.split_seed))
+        results: List[Dict[str, float]] = []
+        for i, (tr, va) in enumerate(splitter.split(x, y)):
+            fold = DataBundle(x[tr], y[tr], x[va], y[va], b.x_test, b.y_test, b.meta)
+            model = self.build(hp) if i else self.last_model
+            results.append(self._fit_once(hp, run, model, self.datasets(run, fold, key=("fold", i))))
+        keys = set.intersection(*(set(r) for r in results))
+        out = {k: float(np.mean([r[k] for r in results])) for k in keys}
+        objective = self.tune.search.objective
+        out[f"{objective}_std"] = float(np.std([r[objective] for r in results]))
+        return out

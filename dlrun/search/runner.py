@@ -1,0 +1,277 @@
+"""`tune`: run a keras-tuner search from a validated TuneConfig and write what a
+researcher needs: the trials table (CSV, Markdown, Parquet, rewritten after every
+trial), the best config as YAML that `dlrun train` re-runs, the best model refit
+on train+validation and scored on test, and plots.
+
+Running it again on the same folder resumes: keras-tuner reloads its oracle,
+finished trials are kept and the interrupted one is run again."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pandas as pd
+
+from dlrun.errors import DlrunError
+from dlrun.preflight import metric_names, preflight
+from dlrun.results import rundir
+from dlrun.results.tables import write_table
+from dlrun.search.config import TuneConfig, check_objective, planned_trials
+
+TUNER_DIR = "tuner"       # keras-tuner's own state (oracle, trials, checkpoints)
+STATE_FILE = "search.json"  # what this search is: compared on resume
+TRIAL_FORMATS = ("csv", "md", "parquet")
+STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running",
+          "IDLE": "pending", "STOPPED": "stopped"}
+EXTRA_METRICS = ("best_epoch", "epochs_run", "params", "duration_s")
+
+
+class ResumeError(DlrunError):
+    """The folder holds a different search; resuming it would mix results."""
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    status: str                        # completed | stopped | interrupted
+    trials: pd.DataFrame
+    best: Optional[Dict[str, Any]]     # the best trial: id, objective, values, refit scores
+    message: str = ""
+
+
+# ----------------------------------------------------------------- state
+def search_state(tune: TuneConfig) -> Dict[str, Any]:
+    base = dataclasses.asdict(tune.run)
+    versions = rundir.versions()
+    return {
+        "search": dataclasses.asdict(tune.search) | {"overwrite": None, "workers": None, "refit": None},
+        "space": tune.space.to_dict(),
+        "base_config": {k: v for k, v in base.items() if k != "name"},
+        "versions": {k: versions.get(k) for k in ("tensorflow", "keras", "keras-tuner")},
+    }
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> List[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: List[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def prepare_folder(run_dir: Path, tune: TuneConfig) -> bool:
+    """Start afresh or check that the folder holds this same search. Returns True when resuming."""
+    state_path = run_dir / STATE_FILE
+    state = json.loads(json.dumps(search_state(tune), default=str))
+    if tune.search.overwrite:
+        shutil.rmtree(run_dir / TUNER_DIR, ignore_errors=True)
+        for name in [f"trials.{f}" for f in TRIAL_FORMATS] + ["best.yaml", "best_metrics.json", "best_model.keras"]:
+            (run_dir / name).unlink(missing_ok=True)
+    elif state_path.exists():
+        old = json.loads(state_path.read_text())
+        changed = _differences(old, state)
+        if changed:
+            raise ResumeError(f"{run_dir} holds a different search; changed: {'; '.join(changed[:4])}"
+                              + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")
+                              + ". Use search.overwrite=true to start afresh, or another hydra.run.dir")
+        return (run_dir / TUNER_DIR).exists()
+    rundir.write_json(state_path, state)
+    return False
+
+
+# ----------------------------------------------------------------- tables
+def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str = "running") -> pd.DataFrame:
+    """One row per trial: id, status, every active hyperparameter, objective, best
+    epoch, final metrics, duration, parameter count, failure reason."""
+    rows = []
+    for trial_id in sorted(oracle.trials, key=lambda t: int(t) if str(t).isdigit() else str(t)):
+        trial = oracle.trials[trial_id]
+        status = STATUS.get(str(trial.status), str(trial.status).lower())
+        if status == "running":
+            status = running_status
+        row: Dict[str, Any] = {"trial": int(trial_id) if str(trial_id).isdigit() else trial_id, "status": status}
+        values = trial.hyperparameters.values
+        row.update({key: values.get(key) for key in keys})  # inactive ones stay empty
+        if "tuner/epochs" in values:
+            row["epochs_budget"] = values["tuner/epochs"]
+        metrics = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}
+        row["objective"] = metrics.get(objective)
+        for name in EXTRA_METRICS:
+            row[name] = metrics.pop(name, None)
+        for name in sorted(metrics):
+            row[name] = metrics[name]
+        row["failure_reason"] = _reason(trial.message) if status == "failed" else None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        for col in ("best_epoch", "epochs_run", "params"):
+            if col in frame:
+                frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def _reason(message: Optional[str]) -> Optional[str]:
+    """The last line of keras-tuner's traceback, without the exception class."""
+    if not message:
+        return None
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith(("Error", "Exception")) else last
+
+
+def write_trials(frame: pd.DataFrame, run_dir: Path) -> None:
+    if not frame.empty:
+        write_table(frame, run_dir / "trials", TRIAL_FORMATS)
+
+
+# ----------------------------------------------------------------- best
+def best_trial(frame: pd.DataFrame, direction: str) -> Optional[pd.Series]:
+    done = frame[(frame["status"] == "completed") & frame["objective"].notna()] if not frame.empty else frame
+    if done.empty:
+        return None
+    index = done["objective"].idxmax() if direction == "max" else done["objective"].idxmin()
+    return done.loc[index]
+
+
+def write_best_yaml(path: Path, run: Any, trial: pd.Series, objective: str, run_dir: Path) -> None:
+    """A primary config that `dlrun train --config-dir RUN_DIR --config-name best` runs as is:
+    dlrun's train config with every group set to the best trial's full values."""
+    import yaml
+
+    config = dataclasses.asdict(run)
+    regularization = config.pop("regularization")
+    overrides = [{f"override /{group}": config[group]["name"]} for group in ("data", "model", "optimizer",
+                                                                           "schedule", "loss")]
+    body = {"defaults": ["train", *overrides, {"override /regularization": "none"}, "_self_"],
+            "name": f"{run.name}_best", **{k: v for k, v in config.items() if k != "name"},
+            "regularization": {k: v for k, v in regularization.items() if v is not None}}
+    header = (f"# Best trial {trial['trial']} of the search in {run_dir}: {objective} = {trial['objective']:.6g}\n"
+              f"# Re-run: dlrun train --config-dir {run_dir} --config-name best\n")
+    rundir.write_text(path, header + yaml.safe_dump(body, sort_keys=False))
+
+
+def hp_values(trial: pd.Series, keys: List[str]) -> Dict[str, Any]:
+    out = {}
+    for key in keys:
+        value = trial.get(key)
+        if value is not None and not (isinstance(value, float) and value != value):
+            out[key] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+# ----------------------------------------------------------------- the search
+def tune(tune: TuneConfig, run_dir: Path) -> SearchResult:
+    """Run the search into `run_dir` (resuming what is there), then refit and score the best."""
+    from dlrun.display import console
+    from dlrun.training import setup_runtime, write_run_info
+
+    run_dir = Path(run_dir)
+    bundle = preflight(tune.run)
+    check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = prepare_folder(run_dir, tune)
+    write_run_info(run_dir, tune.run)
+    out = console()
+    total = planned_trials(tune)
+    out.print(f"[bold]dlrun tune[/]: {tune.search.name} search, "
+              f"{f'{total} trials' if total else 'trials sized by hyperband'}, objective "
+              f"{tune.search.objective} ({tune.direction}), {len(tune.space.params)} hyperparameters"
+              + (" [yellow](resuming)[/]" if resuming else ""))
+    out.print(f"results and resume folder: [bold]{run_dir}[/] (rerun with hydra.run.dir={run_dir} to resume)",
+              soft_wrap=True)
+
+    setup_runtime(tune.run.trainer)
+    from dlrun.search.display import SearchView
+    from dlrun.search.hypermodel import DlrunHyperModel
+    from dlrun.search.tuners import make_tuner
+
+    objective = tune.search.objective
+    keys = tune.space.keys()
+    view = SearchView(total, objective, tune.direction, enabled=tune.run.trainer.verbose > 0)
+    hypermodel = DlrunHyperModel(tune, bundle, epoch_callback=view.keras_callback())
+    state: Dict[str, Any] = {"done": 0}
+
+    def on_begin(trial: Any) -> None:
+        values = trial.hyperparameters.values
+        view.trial_begin(trial.trial_id, values, int(values.get("tuner/epochs", tune.run.trainer.epochs)))
+
+    def on_end(trial: Any) -> None:
+        frame = trial_rows(tuner.oracle, objective, keys)
+        write_trials(frame, run_dir)
+        state["done"] = int(frame["status"].isin(["completed", "failed"]).sum())
+        row = frame[frame["trial"].astype(str) == str(int(trial.trial_id))].iloc[0].to_dict()
+        hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
+        row["values"] = {k: row[k] for k in hp_keys if k in row}
+        view.trial_end(row, state["done"])
+
+    tuner = make_tuner(tune, hypermodel, str(run_dir / TUNER_DIR), overwrite=tune.search.overwrite,
+                       on_trial_begin=on_begin, on_trial_end=on_end)
+    status, message = "completed", ""
+    started = time.perf_counter()
+    try:
+        with view:
+            tuner.search(verbose=0)
+    except KeyboardInterrupt:
+        write_trials(trial_rows(tuner.oracle, objective, keys, running_status="interrupted"), run_dir)
+        raise
+    except RuntimeError as err:
+        if "consecutive failures" not in str(err):
+            raise
+        status = "stopped"
+        message = (f"search stopped: {tune.search.max_consecutive_failures} trials failed in a row "
+                   f"(search.max_consecutive_failures); last reason: {_reason(str(err)) or 'unknown'}")
+    frame = trial_rows(tuner.oracle, objective, keys)
+    write_trials(frame, run_dir)
+    best = finish(tune, bundle, frame, run_dir, out)
+    plot_search(frame, tune, run_dir)
+    summary = {"status": status, "message": message, "trials": int(len(frame)),
+               "completed": int((frame["status"] == "completed").sum()) if not frame.empty else 0,
+               "failed": int((frame["status"] == "failed").sum()) if not frame.empty else 0,
+               "search_time_s": round(time.perf_counter() - started, 3), "best": best}
+    rundir.write_json(run_dir / "search_summary.json", summary)
+    return SearchResult(run_dir=run_dir, status=status, trials=frame, best=best, message=message)
+
+
+def finish(tune: TuneConfig, bundle: Any, frame: pd.DataFrame, run_dir: Path, out: Any) -> Optional[Dict[str, Any]]:
+    """best.yaml and, unless search.refit=false, the best config refit on train+validation
+    and scored on test (best_metrics.json, best_model.keras)."""
+    from dlrun.training import refit
+
+    trial = best_trial(frame, tune.direction)
+    if trial is None:
+        return None
+    keys = [p.key for p in tune.space.params]
+    values = hp_values(trial, keys)
+    run = tune.trial_config(values)
+    write_best_yaml(run_dir / "best.yaml", run, trial, tune.search.objective, run_dir)
+    best: Dict[str, Any] = {"trial": int(trial["trial"]), "objective": tune.search.objective,
+                            "value": float(trial["objective"]), "direction": tune.direction,
+                            "hyperparameters": values}
+    if tune.search.refit:
+        epochs = int(trial["best_epoch"]) if pd.notna(trial.get("best_epoch")) else run.trainer.epochs
+        out.print(f"refitting trial {best['trial']} on train+validation for {epochs} epochs ...")
+        model, scores = refit(run, bundle, epochs)
+        best["refit"] = {"epochs": epochs, "train": scores["train"], "test": scores["test"]}
+        with rundir.atomic_path(run_dir / "best_model.keras") as tmp:
+            model.save(tmp)
+    rundir.write_json(run_dir / "best_metrics.json", best)
+    return best
+
+
+def plot_search(frame: pd.DataFrame, tune: TuneConfig, run_dir: Path) -> None:
+    from dlrun.results.plots import objective_by_trial, objective_vs_params
+
+    done = frame[frame["status"] == "completed"] if not frame.empty else frame
+    if done.empty:
+        return
+    objective = tune.search.objective
+    objective_by_trial(done, objective, tune.direction, run_dir / "objective_by_trial.png")
+    params = [p for p in tune.space.params if p.key in done.columns]
+    objective_vs_params(done, objective, [(p.key, p.sampling == "log") for p in params],
+                        run_dir / "objective_vs_hyperparameters.png")

@@ -1,0 +1,99 @@
+"""keras-tuner's tuners, each paired with its oracle as keras-tuner does, with one
+trial runner shared by all: the oracle picks values, `run_trial` trains them.
+
+The shared runner differs from keras-tuner's default in two ways: it writes no
+per-epoch checkpoints (only Hyperband, which continues trained models, saves
+weights once at the end of a trial), and it builds the space from the YAML
+declaration instead of calling `build` once per conditional branch.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import keras_tuner as kt
+
+from dlrun.search.config import TuneConfig, planned_trials
+from dlrun.search.space import declare
+
+
+class DlrunTunerMixin:
+    """Trial running and hooks shared by every algorithm."""
+
+    keeps_weights = False  # Hyperband continues models trained by earlier trials
+
+    def __init__(self, *args: Any, on_trial_begin: Optional[Callable] = None,
+                 on_trial_end: Optional[Callable] = None, **kwargs: Any) -> None:
+        self._begin_hook = on_trial_begin
+        self._end_hook = on_trial_end
+        super().__init__(*args, **kwargs)
+
+    def _populate_initial_space(self) -> None:
+        """The space is declared up front from YAML (see dlrun.search.space.declare)."""
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> List[Dict[str, float]]:
+        started = time.perf_counter()
+        results = [self._build_and_fit_model(trial, *args, **kwargs) for _ in range(self.executions_per_trial)]
+        if self.keeps_weights:
+            self.hypermodel.last_model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        duration = round(time.perf_counter() - started, 3)
+        for result in results:
+            result["duration_s"] = duration
+        return results
+
+    def on_trial_begin(self, trial: Any) -> None:
+        super().on_trial_begin(trial)
+        if self._begin_hook:
+            self._begin_hook(trial)
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        if self._end_hook:
+            self._end_hook(trial)
+
+
+class RandomSearchTuner(DlrunTunerMixin, kt.RandomSearch):
+    pass
+
+
+class GridSearchTuner(DlrunTunerMixin, kt.GridSearch):
+    pass
+
+
+class BayesianTuner(DlrunTunerMixin, kt.BayesianOptimization):
+    pass
+
+
+class HyperbandTuner(DlrunTunerMixin, kt.Hyperband):
+    keeps_weights = True
+
+
+def make_tuner(tune: TuneConfig, hypermodel: Any, directory: str, overwrite: bool, **hooks: Any) -> Any:
+    """The keras-tuner tuner for `search.name`, writing its state under `directory`."""
+    s = tune.search
+    common = dict(
+        hypermodel=hypermodel,
+        objective=kt.Objective(s.objective, direction=tune.direction),
+        # keras-tuner replaces seed 0 by a random seed (`seed or random.randint(...)`):
+        # shift by one so that every search.seed, 0 included, is repeatable.
+        seed=s.seed + 1,
+        hyperparameters=declare(tune.space),
+        tune_new_entries=False,
+        allow_new_entries=False,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=s.max_consecutive_failures,
+        executions_per_trial=s.executions_per_trial,
+        directory=directory,
+        project_name="search",
+        overwrite=overwrite,
+        **hooks,
+    )
+    if s.name == "random":
+        return RandomSearchTuner(max_trials=s.max_trials, **common)
+    if s.name == "grid":
+        return GridSearchTuner(max_trials=planned_trials(tune), **common)
+    if s.name == "bayesian":
+        return BayesianTuner(max_trials=s.max_trials, num_initial_points=s.num_initial_points, alpha=s.alpha,
+                             beta=s.beta, **common)
+    return HyperbandTuner(max_epochs=s.max_epochs, factor=s.factor, hyperband_iterations=s.hyperband_iterations,
+                          **common)
