@@ -78,7 +78,8 @@ def validate_tune(cfg: DictConfig, overrides: Sequence[str] = (), extra_dirs: Se
     """Check the search settings and the space against the base config. Raises ConfigError."""
     run = validate(cfg)
     search = to_object("search", cfg.get("search"))
-    space_node = OmegaConf.to_container(cfg.get("space") or {}, resolve=True)
+    node = cfg.get("space")
+    space_node = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     space = parse_space(space_node, group_options(extra_dirs), search.name)
     resolve_direction(search)
     group_nodes: Dict[str, Dict[str, DictConfig]] = {}

@@ -1,8 +1,15 @@
-"""Search spaces written in YAML: dotted config keys with keras-tuner types.
+"""Search spaces written in YAML: config keys with keras-tuner types, nested like
+the config itself (so that `space.optimizer.learning_rate.max=0.5` works on the
+command line); `option` chooses a config group's option:
 
-    optimizer.learning_rate: {type: Float, min: 1.0e-4, max: 1.0e-1, sampling: log}
-    optimizer: {type: Choice, values: [sgd, momentum, adam]}   # a config group: choose an option
-    optimizer.momentum: {type: Float, min: 0.5, max: 0.99, when: {optimizer: [momentum]}}
+    optimizer:
+      option: {type: Choice, values: [sgd, momentum, adam]}     # key "optimizer"
+      learning_rate: {type: Float, min: 1.0e-4, max: 1.0e-1, sampling: log}
+      momentum: {type: Float, min: 0.5, max: 0.99, when: {optimizer: [momentum]}}
+    model:
+      units: {type: Int, min: 32, max: 256, step: 32}            # key "model.units"
+
+Dotted keys (`optimizer.learning_rate: {...}`) are read the same way.
 
 Parsing and checking need no TensorFlow (they run before anything heavy is
 imported); `declare` turns the space into keras-tuner HyperParameters, with
@@ -80,16 +87,32 @@ def _number(value: Any, key: str) -> float:
     return float(value)
 
 
+OPTION = "option"  # in a group's block of the space: search over the group's options
+
+
+def flatten(node: Mapping[str, Any], prefix: str = "") -> List[tuple]:
+    """(config key, spec, where in the space) for every entry of a nested space."""
+    out = []
+    for name, value in node.items():
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(value, Mapping) and "type" in value:
+            key = prefix if name == OPTION and prefix else path
+            out.append((key, value, f"space.{path}"))
+        elif isinstance(value, Mapping) and value:
+            out += flatten(value, path)
+        else:
+            raise ConfigError(f"space.{path}", value, "must be a mapping with a type, such as "
+                              "{type: Float, min: 0.001, max: 0.1}")
+    return out
+
+
 def parse_space(node: Mapping[str, Any], groups: Mapping[str, Sequence[str]], algorithm: str) -> Space:
     """Check every entry of a space; `groups` maps each config group to its options."""
     if not node:
         raise ConfigError("space", UNSET, "the search space is empty; choose one with space=NAME or add "
-                          "entries such as space.optimizer.learning_rate")
+                          "entries such as +space.optimizer.learning_rate={type:Float,min:0.001,max:0.1}")
     params: List[Param] = []
-    for key, spec in node.items():
-        where = f"space.{key}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(where, spec, "must be a mapping such as {type: Float, min: 0.001, max: 0.1}")
+    for key, spec, where in flatten(node):
         spec = dict(spec)
         kind = spec.pop("type", None)
         if kind not in TYPES:
@@ -171,10 +194,9 @@ def parse_space(node: Mapping[str, Any], groups: Mapping[str, Sequence[str]], al
                 if v not in allowed:
                     raise ConfigError(f"space.{p.key}.when.{parent}", v, "not a value of that entry; "
                                       + one_of(str(v), map(str, allowed)))
-            if keys.index(parent) > keys.index(p.key):
-                raise ConfigError(f"space.{p.key}.when", parent, "list the parent entry before the entries "
-                                  "that depend on it")
-    return Space(params)
+    # keras-tuner needs a condition's parent declared first: entries without conditions lead
+    ordered = [p for p in params if not p.when] + [p for p in params if p.when]
+    return Space(ordered)
 
 
 def grid_size(space: Space) -> int:

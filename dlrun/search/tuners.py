@@ -9,6 +9,7 @@ declaration instead of calling `build` once per conditional branch.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 import keras_tuner as kt
@@ -66,6 +67,13 @@ class BayesianTuner(DlrunTunerMixin, kt.BayesianOptimization):
 
 class HyperbandTuner(DlrunTunerMixin, kt.Hyperband):
     keeps_weights = True
+
+    def _build_hypermodel(self, hp: Any) -> Any:
+        # Continuing a model loads its weights only; the fresh optimizer's state starts
+        # anew, which Keras reports as a warning on every continued trial.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super()._build_hypermodel(hp)
 
 
 def make_tuner(tune: TuneConfig, hypermodel: Any, directory: str, overwrite: bool, **hooks: Any) -> Any:
