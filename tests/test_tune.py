@@ -240,3 +240,24 @@ def test_killed_search_resumes_without_duplicates_or_losses(tmp_path: Path) -> N
     assert len(after) == 4 and after["trial"].is_unique and set(after["status"]) == {"completed"}
     kept = before[before["status"] == "completed"].set_index("trial")["objective"]
     assert after.set_index("trial").loc[kept.index, "objective"].tolist() == pytest.approx(kept.tolist())
+
+
+def test_grid_over_a_log_float_with_a_step_multiplies(tmp_path: Path) -> None:
+    cfg = tune_config("search=grid", "space=units_lr", "+space.optimizer.learning_rate.step=10",
+                      "~space.model.units", "+space.model.units={type:Fixed,value:16}", "search.refit=false")
+    from dlrun.search.config import planned_trials
+    from dlrun.search.runner import tune
+
+    assert planned_trials(cfg) == 3
+    trials = tune(cfg, tmp_path).trials
+    assert sorted(trials["optimizer.learning_rate"]) == pytest.approx([1e-4, 1e-3, 1e-2])
+
+
+def test_space_parsing_without_tensorflow() -> None:
+    import subprocess as sp
+
+    code = ("import sys\nfrom dlrun.config import compose\nfrom dlrun.search.config import validate_tune, "
+            "planned_trials\nov=['search=grid','space=units_lr','+space.optimizer.learning_rate.step=10']\n"
+            "t = validate_tune(compose('tune', ov), ov)\nprint(planned_trials(t), 'tensorflow' in sys.modules)\n")
+    out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["48", "False"], out.stderr  # 3 learning rates x 16 widths

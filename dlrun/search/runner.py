@@ -22,6 +22,7 @@ from dlrun.preflight import metric_names, preflight
 from dlrun.results import rundir
 from dlrun.results.tables import write_table
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
+from dlrun.search.space import tidy
 
 TUNER_DIR = "tuner"       # keras-tuner's own state (oracle, trials, checkpoints)
 STATE_FILE = "search.json"  # what this search is: compared on resume
@@ -97,7 +98,7 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
             status = running_status
         row: Dict[str, Any] = {"trial": int(trial_id) if str(trial_id).isdigit() else trial_id, "status": status}
         values = trial.hyperparameters.values
-        row.update({key: values.get(key) for key in keys})  # inactive ones stay empty
+        row.update({key: tidy(values.get(key)) for key in keys})  # inactive ones stay empty
         if "tuner/epochs" in values:
             row["epochs_budget"] = values["tuner/epochs"]
         metrics = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}

@@ -60,10 +60,11 @@ class Param:
         if self.type == "Fixed":
             return [self.value]
         step = self.step if self.step is not None else 1
+        if self.type == "Float" and self.sampling == "log":  # the step multiplies: 1e-4, 1e-3, 1e-2
+            count = int(math.floor(math.log(self.max / self.min) / math.log(step) + 1e-9)) + 1
+            return [tidy(self.min * step ** i) for i in range(count)]
         count = int(math.floor((self.max - self.min) / step + 1e-9)) + 1
-        if self.type == "Float" and self.sampling == "log":
-            return [self.min * (step ** i) for i in range(count)]
-        return [self.min + i * step for i in range(count)]
+        return [tidy(self.min + i * step) for i in range(count)]
 
 
 @dataclass
@@ -259,12 +260,19 @@ def _empty_section(cfg: DictConfig, path: str) -> Any:
     return {}
 
 
+def tidy(value: Any) -> Any:
+    """0.30000000000000004 -> 0.3: keras-tuner's stepped Floats carry float noise."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.12g}")
+    return value
+
+
 def apply(base: DictConfig, values: Mapping[str, Any], group_nodes: Mapping[str, Mapping[str, DictConfig]]) -> DictConfig:
     """A copy of `base` with a trial's values written in: group choices first (the
     option's composed node replaces the group), then dotted keys. A value for a key
     inside a regularization section that is off turns that section on."""
     cfg = copy.deepcopy(base)
-    items = [(k, v) for k, v in values.items() if not k.startswith("tuner/")]
+    items = [(k, tidy(v)) for k, v in values.items() if not k.startswith("tuner/")]
     with open_dict(cfg):
         for key, value in items:
             if "." not in key:
