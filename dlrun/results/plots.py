@@ -14,13 +14,26 @@ def _metric_names(history: pd.DataFrame) -> List[str]:
     return [c for c in history.columns if not c.startswith("val_") and c not in skip]
 
 
-def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = "") -> Path:
-    """Train and validation curves per metric (one panel each), plus the learning rate."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Union[str, Path]) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = "") -> Path:
+    """Train and validation curves per metric (one panel each), plus the learning rate."""
+    plt = _pyplot()
     names = _metric_names(history)
     has_lr = "learning_rate" in history.columns and history["learning_rate"].nunique() > 1
     panels = len(names) + int(has_lr)
@@ -44,28 +57,7 @@ def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Union[str, Path]) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    _pyplot().close(fig)
-    return path
+    return _save(fig, path)
 
 
 def objective_by_trial(trials: pd.DataFrame, objective: str, direction: str, path: Union[str, Path]) -> Path:
@@ -88,8 +80,13 @@ def objective_vs_params(trials: pd.DataFrame, objective: str, params: List[Tuple
     """One panel per hyperparameter: the objective against its value (log axis for
     log-sampled ones, categories for choices)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, max(1, len(params)), figsize=(3.8 * max(1, len(params)), 3.4), squeeze=False)
-    for ax, (name, log) in zip(axes[0], params):
+    params = [(name, log) for name, log in params if trials[name].notna().any()]  # skip never-active ones
+    cols = min(3, max(1, len(params)))
+    rows = max(1, -(-len(params) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(params):]:
+        ax.set_visible(False)
+    for ax, (name, log) in zip(axes.flat, params):
         rows = trials[trials[name].notna()]
         values = rows[name]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
