@@ -28,6 +28,9 @@ test: $(STAMP) ## run the fast test suite (fails when no test runs)
 test-all: $(STAMP) ## run every test, slow ones included
 	$(BIN)/python -m pytest -q $(ARGS)
 
+bench: $(STAMP) ## run benchmarks/ (several minutes) and rewrite benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/run_all.py
+
 clean: ## remove caches and build files (keeps .venv and experiments/)
 	rm -rf build dist *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -3,8 +3,6 @@ where the results are. Nothing here imports TensorFlow before the config (and
 the data it names) has been checked."""
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from dataclasses import dataclass, field
@@ -54,6 +52,10 @@ class Args:
     config_name: Optional[str] = None
     multirun: bool = False
     show_only: bool = False
+
+    @property
+    def wants_help(self) -> bool:
+        return any(f in ("--help", "-h") for f in self.flags)
 
     def hydra_argv(self) -> List[str]:
         return [*self.flags, *self.overrides]
@@ -138,6 +140,34 @@ def validated(config_name: str, parsed: Args, check: Callable = check_train) -> 
 _exit_code = 0
 
 
+HELP_HEADERS = {
+    "train": "dlrun train: train one model from the composed config and write a run directory.",
+    "tune": "dlrun tune: search hyperparameters with keras-tuner over the space group, with the\n"
+            "search group's algorithm. Rerun with the same hydra.run.dir to resume.",
+    "check": "dlrun check: compose and validate a config, build the model and print it; train nothing.",
+}
+HELP_FOOTER = """\
+Choose one option per group (group=option), set any key (optimizer.learning_rate=0.05).
+regularization takes a list: regularization=[l2,dropout]. search and space are read by dlrun tune.
+Show the composed config: dlrun {command} --cfg job [overrides]. Sweep: dlrun train -m optimizer=sgd,adam
+Your own config folder (same layout): --config-dir DIR. Hydra's own options: --hydra-help"""
+
+
+def print_help(command: str, config_name: str, parsed: Args) -> None:
+    """Config groups with their options, then the composed config. (Hydra's own --help
+    builds the same listing but copies its config repository once per group: 3 s here.)"""
+    from omegaconf import OmegaConf
+
+    from dlrun.config import compose
+    from dlrun.search.config import group_options
+
+    print(HELP_HEADERS[command] + "\n\n== Config groups ==")
+    for group, options in sorted(group_options(parsed.config_dirs).items()):
+        print(f"{group}: {', '.join(sorted(options))}")
+    cfg = compose(parsed.config_name or config_name, parsed.overrides, parsed.config_dirs)
+    print("\n== Config ==\n" + OmegaConf.to_yaml(cfg) + HELP_FOOTER.format(command=command))
+
+
 def run_hydra(config_name: str, parsed: Args, task: Callable, prog: str) -> int:
     """Hand over to hydra.main: it owns the run directory (hydra.run.dir), -m sweeps,
     --help/--cfg/--info, and user config folders (--config-dir)."""
@@ -153,18 +183,7 @@ def run_hydra(config_name: str, parsed: Args, task: Callable, prog: str) -> int:
     sys.argv = [prog, *parsed.hydra_argv()]
     try:
         entry = hydra.main(version_base="1.3", config_path=conf_dir(), config_name=config_name)(task)
-        if parsed.show_only:
-            buffer = io.StringIO()
-            with contextlib.redirect_stdout(buffer):
-                try:
-                    entry()
-                except SystemExit as stop:  # Hydra exits after --help
-                    if stop.code not in (0, None):
-                        raise
-            lines = buffer.getvalue().splitlines()
-            print("\n".join(line for line in lines if not line.startswith("schema/")))
-        else:
-            entry()
+        entry()
     finally:
         sys.argv = saved
     return _exit_code
@@ -226,6 +245,9 @@ def _tune_job(cfg) -> None:
 
 def cmd_tune(args: Sequence[str]) -> int:
     parsed = parse(args, "tune")
+    if parsed.wants_help:
+        print_help("tune", "tune", parsed)
+        return 0
     if not parsed.show_only:
         validated("tune", parsed, check_tune)
     return run_hydra("tune", parsed, _task(_tune_job), "dlrun tune")
@@ -233,6 +255,9 @@ def cmd_tune(args: Sequence[str]) -> int:
 
 def cmd_train(args: Sequence[str]) -> int:
     parsed = parse(args, "train")
+    if parsed.wants_help:
+        print_help("train", "train", parsed)
+        return 0
     if not parsed.show_only:
         validated("train", parsed)
     return run_hydra("train", parsed, _task(_train_job), "dlrun train")
@@ -240,6 +265,9 @@ def cmd_train(args: Sequence[str]) -> int:
 
 def cmd_check(args: Sequence[str]) -> int:
     parsed = parse(args, "train")
+    if parsed.wants_help:
+        print_help("check", "train", parsed)
+        return 0
     if parsed.show_only:
         return run_hydra("train", parsed, _task(lambda cfg: None), "dlrun check")
     if parsed.multirun:
