@@ -159,7 +159,7 @@ def print_help(command: str, config_name: str, parsed: Args) -> None:
     from omegaconf import OmegaConf
 
     from dlrun.config import compose
-    from dlrun.search.config import group_options
+    from dlrun.config.compose import group_options
 
     print(HELP_HEADERS[command] + "\n\n== Config groups ==")
     for group, options in sorted(group_options(parsed.config_dirs).items()):
@@ -243,24 +243,23 @@ def _tune_job(cfg) -> None:
         _exit_code = 1
 
 
-def cmd_tune(args: Sequence[str]) -> int:
-    parsed = parse(args, "tune")
+def _hydra_command(command: str, args: Sequence[str], check: Callable, job: Callable) -> int:
+    """Help, or validate every job and then hand over to hydra.main (config name = command)."""
+    parsed = parse(args, command)
     if parsed.wants_help:
-        print_help("tune", "tune", parsed)
+        print_help(command, command, parsed)
         return 0
     if not parsed.show_only:
-        validated("tune", parsed, check_tune)
-    return run_hydra("tune", parsed, _task(_tune_job), "dlrun tune")
+        validated(command, parsed, check)
+    return run_hydra(command, parsed, _task(job), f"dlrun {command}")
 
 
 def cmd_train(args: Sequence[str]) -> int:
-    parsed = parse(args, "train")
-    if parsed.wants_help:
-        print_help("train", "train", parsed)
-        return 0
-    if not parsed.show_only:
-        validated("train", parsed)
-    return run_hydra("train", parsed, _task(_train_job), "dlrun train")
+    return _hydra_command("train", args, check_train, _train_job)
+
+
+def cmd_tune(args: Sequence[str]) -> int:
+    return _hydra_command("tune", args, check_tune, _tune_job)
 
 
 def cmd_check(args: Sequence[str]) -> int:

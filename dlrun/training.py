@@ -207,6 +207,11 @@ def train(run: RunConfig, run_dir: Union[str, Path, None] = None) -> RunResult:
     bundle = preflight(run)
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.run_lock(run_dir):
+        return _train_locked(run, run_dir, bundle, started)
+
+
+def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float) -> RunResult:
     info = write_run_info(run_dir, run)
 
     setup_runtime(run.trainer)

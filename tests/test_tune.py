@@ -261,3 +261,29 @@ def test_space_parsing_without_tensorflow() -> None:
             "t = validate_tune(compose('tune', ov), ov)\nprint(planned_trials(t), 'tensorflow' in sys.modules)\n")
     out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["48", "False"], out.stderr  # 3 learning rates x 16 widths
+
+
+def test_impossible_shape_fails_the_trial_and_the_search_goes_on(tmp_path: Path) -> None:
+    space = write_space(tmp_path, "kernels", "model:\n  kernel_size: {type: Choice, values: [3, 12]}\n")
+    from dlrun.config import compose
+    from dlrun.search.config import validate_tune
+    from dlrun.search.runner import tune
+
+    ov = [*FAST, "model=cnn", "model.padding=valid", "model.filters=[4]", "model.units=[8]", "search=grid",
+          "space=kernels", "search.refit=false"]
+    result = tune(validate_tune(compose("tune", ov, [space]), ov, [space]), tmp_path / "run")
+    trials = result.trials.set_index("model.kernel_size")
+    assert trials.loc[3, "status"] == "completed"
+    assert trials.loc[12, "status"] == "failed" and trials.loc[12, "failure_reason"]
+    assert result.status == "completed" and result.best["hyperparameters"]["model.kernel_size"] == 3
+
+
+def test_fit_time_keys_are_searchable(tmp_path: Path) -> None:
+    result = run_tune(tmp_path, "space=units_lr", "~space.model.units", "search=grid", "search.refit=false",
+                      "~space.optimizer.learning_rate", "+space.trainer.batch_size={type:Choice,values:[16,64]}",
+                      "+space.trainer.epochs={type:Choice,values:[1,2]}")
+    trials = result.trials
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    assert sorted(trials["epochs_run"].tolist()) == [1, 1, 2, 2]
+    params = dict(zip(trials["trainer.batch_size"], trials["params"]))
+    assert set(params) == {16, 64}

@@ -8,7 +8,7 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -42,7 +42,7 @@ def conf_dir() -> str:
 @lru_cache(maxsize=None)
 def root_groups(config_name: str = "train") -> tuple:
     """The config groups (folders of dlrun's conf/): data, model, optimizer, ..."""
-    return tuple(sorted(p.name for p in Path(conf_dir()).iterdir() if p.is_dir() and not p.name.startswith("_")))
+    return tuple(sorted(group_options()))
 
 
 def normalize_overrides(overrides: Sequence[str], config_name: str) -> List[str]:
@@ -59,13 +59,15 @@ def normalize_overrides(overrides: Sequence[str], config_name: str) -> List[str]
     return out
 
 
-def _group_options(group: str, search_dirs: Sequence[str]) -> List[str]:
-    names = set()
-    for base in search_dirs:
-        folder = Path(base) / group
-        if folder.is_dir():
-            names.update(p.stem for p in folder.glob("*.yaml"))
-    return sorted(names)
+def group_options(extra_dirs: Sequence[str] = ()) -> Dict[str, List[str]]:
+    """Every config group (folder) of dlrun's conf/ and the user's folders, with its options."""
+    out: Dict[str, List[str]] = {}
+    for base in [conf_dir(), *extra_dirs]:
+        for folder in Path(base).iterdir():
+            if folder.is_dir() and not folder.name.startswith("_"):
+                names = out.setdefault(folder.name, [])
+                names += [p.stem for p in sorted(folder.glob("*.yaml")) if p.stem not in names]
+    return out
 
 
 def _keys_of(cfg: Optional[DictConfig], dotted_parent: str) -> List[str]:
@@ -75,7 +77,7 @@ def _keys_of(cfg: Optional[DictConfig], dotted_parent: str) -> List[str]:
     return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
 
 
-def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[DictConfig] = None,
+def translate(exc: BaseException, extra_dirs: Sequence[str], base: Optional[DictConfig] = None,
               overrides: Sequence[str] = ()) -> ConfigError:
     """A one-line ConfigError for a Hydra/OmegaConf composition error."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -89,7 +91,7 @@ def translate(exc: BaseException, search_dirs: Sequence[str], base: Optional[Dic
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         if group and not group.startswith("schema"):
-            options = exc.options or _group_options(group, search_dirs)
+            options = exc.options or group_options(extra_dirs).get(group, [])
             return ConfigError(group, option, "unknown option; " + one_of(option, options))
         return ConfigError(str(exc.missing_cfg_file), UNSET, "no such config file")
     if isinstance(exc, OverrideParseException):
@@ -163,7 +165,6 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
             raise ConfigError("--config-dir", folder, "no such folder")
         search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(folder)}",
                             anchor=SearchPathQuery(provider="schema"))
-    search_dirs = [*extra_dirs, conf_dir()]
     GlobalHydra.instance().clear()
     hydra = Hydra.create_main_hydra2(task_name="dlrun", config_search_path=search_path)
 
@@ -180,6 +181,6 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
         base = None
         with contextlib.suppress(Exception):
             base = run([o for o in overrides if o.startswith("hydra.")])
-        raise translate(exc, search_dirs, base, overrides) from exc
+        raise translate(exc, extra_dirs, base, overrides) from exc
     finally:
         GlobalHydra.instance().clear()

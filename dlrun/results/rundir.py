@@ -117,3 +117,51 @@ def command_line() -> str:
     if COMMAND is not None:
         return shlex.join(COMMAND)
     return shlex.join([Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]])
+
+
+LOCK_FILE = ".dlrun.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Union[str, Path]) -> Iterator[Path]:
+    """Hold `run_dir` for this process: a second run in the same folder is refused
+    while the first is alive; the lock of a dead process is taken over."""
+    import socket
+
+    path = Path(run_dir) / LOCK_FILE
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "host": host, "started": dt.datetime.now().isoformat(timespec="seconds")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                owner = {}
+            pid, where = owner.get("pid"), owner.get("host")
+            if isinstance(pid, int) and (where != host or _alive(pid)):
+                raise OutputError(f"{run_dir} is in use by another run (pid {pid} on {where}, started "
+                                  f"{owner.get('started')}); wait for it, or choose another hydra.run.dir"
+                                  + (f" (if that run is gone, delete {path})" if where != host else "")) from None
+            path.unlink(missing_ok=True)  # a stale lock: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == me["pid"]:
+                path.unlink()

@@ -4,12 +4,11 @@ chooses between. Built before TensorFlow is imported."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlrun.config.compose import compose, conf_dir
+from dlrun.config.compose import compose, group_options
 from dlrun.config.schema import RunConfig, SearchBase
 from dlrun.config.validation import to_object, validate
 from dlrun.errors import ConfigError, one_of
@@ -57,16 +56,6 @@ def resolve_direction(search: SearchBase) -> str:
         return "max"
     raise ConfigError("search.direction", "auto", f"cannot tell whether {search.objective!r} is better "
                       "small or large; set search.direction=min or max")
-
-
-def group_options(extra_dirs: Sequence[str]) -> Dict[str, List[str]]:
-    out: Dict[str, List[str]] = {}
-    for base in [conf_dir(), *extra_dirs]:
-        for folder in Path(base).iterdir():
-            if folder.is_dir() and not folder.name.startswith("_"):
-                out.setdefault(folder.name, [])
-                out[folder.name] += [p.stem for p in folder.glob("*.yaml") if p.stem not in out[folder.name]]
-    return out
 
 
 def _sample(param: Param) -> Any:

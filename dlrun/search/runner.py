@@ -168,14 +168,20 @@ def hp_values(trial: pd.Series, keys: List[str]) -> Dict[str, Any]:
 
 # ----------------------------------------------------------------- the search
 def tune(tune: TuneConfig, run_dir: Path) -> SearchResult:
-    """Run the search into `run_dir` (resuming what is there), then refit and score the best."""
-    from dlrun.display import console
-    from dlrun.training import setup_runtime, write_run_info
-
+    """Run the search into `run_dir` (resuming what is there), then refit and score the best.
+    The folder is locked for the duration: a second search started there is refused."""
     run_dir = Path(run_dir)
     bundle = preflight(tune.run)
     check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.run_lock(run_dir):
+        return _tune_locked(tune, run_dir, bundle)
+
+
+def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
+    from dlrun.display import console
+    from dlrun.training import setup_runtime, write_run_info
+
     resuming = prepare_folder(run_dir, tune)
     write_run_info(run_dir, tune.run)
     out = console()

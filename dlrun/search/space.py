@@ -99,7 +99,7 @@ def flatten(node: Mapping[str, Any], prefix: str = "") -> List[tuple]:
         if isinstance(value, Mapping) and "type" in value:
             key = prefix if name == OPTION and prefix else path
             out.append((key, value, f"space.{path}"))
-        elif isinstance(value, Mapping) and value:
+        elif isinstance(value, Mapping):  # a block of entries (an emptied one adds nothing)
             out += flatten(value, path)
         else:
             raise ConfigError(f"space.{path}", value, "must be a mapping with a type, such as "
@@ -109,11 +109,12 @@ def flatten(node: Mapping[str, Any], prefix: str = "") -> List[tuple]:
 
 def parse_space(node: Mapping[str, Any], groups: Mapping[str, Sequence[str]], algorithm: str) -> Space:
     """Check every entry of a space; `groups` maps each config group to its options."""
-    if not node:
+    entries = flatten(node or {})
+    if not entries:
         raise ConfigError("space", UNSET, "the search space is empty; choose one with space=NAME or add "
                           "entries such as +space.optimizer.learning_rate={type:Float,min:0.001,max:0.1}")
     params: List[Param] = []
-    for key, spec, where in flatten(node):
+    for key, spec, where in entries:
         spec = dict(spec)
         kind = spec.pop("type", None)
         if kind not in TYPES:
