@@ -453,7 +453,6 @@ class SearchBase:
     max_consecutive_failures: int = 3  # stop the search after this many failed trials in a row
     overwrite: bool = False            # true: start afresh instead of resuming in the same folder
     refit: bool = True                 # refit the best config on train+validation, score on test
-    workers: int = 1                   # parallel trial workers (keras-tuner distributed mode)
 
     def __post_init__(self) -> None:
         if self.max_trials is not None:
@@ -463,7 +462,6 @@ class SearchBase:
         _positive(self.executions_per_trial, "executions_per_trial")
         check(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", self.cv_folds, "must be 0 (off) or >= 2")
         _positive(self.max_consecutive_failures, "max_consecutive_failures")
-        _positive(self.workers, "workers")
 
 
 @dataclass

@@ -4,6 +4,7 @@ chooses between. Built before TensorFlow is imported."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -58,6 +59,13 @@ def resolve_direction(search: SearchBase) -> str:
                       "small or large; set search.direction=min or max")
 
 
+@lru_cache(maxsize=256)
+def _group_node(config_name: str, overrides: tuple, extra_dirs: tuple, group: str, option: str) -> DictConfig:
+    """A group option's node as composed with the search's overrides (cached: the CLI's
+    check and the run that follows compose the same ones; trials copy before writing)."""
+    return compose(config_name, [*overrides, f"{group}={option}"], extra_dirs)[group]
+
+
 def _sample(param: Param) -> Any:
     return param.grid_values()[0] if param.type != "Float" or param.step else param.min
 
@@ -75,9 +83,8 @@ def validate_tune(cfg: DictConfig, overrides: Sequence[str] = (), extra_dirs: Se
     for param in space.params:
         if param.is_group:
             options = param.values if param.type == "Choice" else [param.value]
-            group_nodes[param.key] = {
-                option: compose(config_name, [*overrides, f"{param.key}={option}"], extra_dirs)[param.key]
-                for option in options}
+            group_nodes[param.key] = {option: _group_node(config_name, tuple(overrides), tuple(extra_dirs),
+                                                          param.key, option) for option in options}
     tune = TuneConfig(run=run, base=cfg, search=search, space=space, group_nodes=group_nodes)
     for param in space.params:  # every entry must land on a real key with an allowed value
         values = {parent: vals[0] for parent, vals in param.when.items()}

@@ -50,7 +50,7 @@ def search_state(tune: TuneConfig) -> Dict[str, Any]:
     base = dataclasses.asdict(tune.run)
     versions = rundir.versions()
     return {
-        "search": dataclasses.asdict(tune.search) | {"overwrite": None, "workers": None, "refit": None},
+        "search": dataclasses.asdict(tune.search) | {"overwrite": None, "refit": None},
         "space": tune.space.to_dict(),
         "base_config": {k: v for k, v in base.items() if k != "name"},
         "versions": {k: versions.get(k) for k in ("tensorflow", "keras", "keras-tuner")},
