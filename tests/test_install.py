@@ -29,3 +29,11 @@ def test_non_editable_install_runs_from_another_folder(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     (run_dir,) = (work / "experiments" / "default").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_every_config_group_is_packaged() -> None:
+    import tomllib
+
+    packages = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    groups = {p.name for p in (REPO / "conf").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert {f"dlrun.conf.{g}" for g in groups} <= packages

@@ -167,18 +167,19 @@ def hp_values(trial: pd.Series, keys: List[str]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------- the search
-def tune(tune: TuneConfig, run_dir: Path) -> SearchResult:
+def tune(tune: TuneConfig, run_dir: Path, listener: Optional[Any] = None) -> SearchResult:
     """Run the search into `run_dir` (resuming what is there), then refit and score the best.
-    The folder is locked for the duration: a second search started there is refused."""
+    The folder is locked for the duration: a second search started there is refused.
+    `listener`, if given, is called with each finished trial's table row."""
     run_dir = Path(run_dir)
     bundle = preflight(tune.run)
     check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.run_lock(run_dir):
-        return _tune_locked(tune, run_dir, bundle)
+        return _tune_locked(tune, run_dir, bundle, listener)
 
 
-def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
+def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any]) -> SearchResult:
     from dlrun.display import console
     from dlrun.training import setup_runtime, write_run_info
 
@@ -216,6 +217,8 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
         hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
         row["values"] = {k: row[k] for k in hp_keys if k in row}
         view.trial_end(row, state["done"])
+        if listener is not None:  # e.g. benchmarks/bench_memory.py
+            listener(row)
 
     tuner = make_tuner(tune, hypermodel, str(run_dir / TUNER_DIR), overwrite=tune.search.overwrite,
                        on_trial_begin=on_begin, on_trial_end=on_end)
