@@ -54,7 +54,7 @@ def make_progress_callback(epochs: int, title: str, enabled: bool) -> Any:
             self.task = None
 
         def on_train_begin(self, logs: Optional[Dict] = None) -> None:
-            if not enabled:
+            if not enabled or not console().is_terminal:  # a log gets plain lines (on_epoch_end)
                 return
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
                                      MofNCompleteColumn(), TextColumn("epochs"), TimeElapsedColumn(),
@@ -65,6 +65,8 @@ def make_progress_callback(epochs: int, title: str, enabled: bool) -> Any:
         def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
             if self.progress is not None:
                 self.progress.update(self.task, completed=epoch + 1, metrics=short_metrics(logs or {}))
+            elif enabled and ((epoch + 1) % max(1, epochs // 10) == 0 or epoch == 0):
+                console().print(f"epoch {epoch + 1}/{epochs}  {short_metrics(logs or {})}", soft_wrap=True)
 
         def on_train_end(self, logs: Optional[Dict] = None) -> None:
             if self.progress is not None:
