@@ -7,8 +7,10 @@ trials; dlrun builds the data pipeline once). Target: growth under 15%.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
+import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -38,8 +40,8 @@ def main() -> None:
         done = len(samples) + 1
         samples[done] = (rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tune(validate_tune(compose("tune", ov), ov), tmp, listener=listener)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
+        tune(validate_tune(compose("tune", ov), ov), tmp, listener=listener)  # its console lines: not the report
     first, last = samples[5], samples[max(samples)]
     print(f"### Memory over a {args.trials}-trial search (digits, 5 epochs per trial)\n")
     print("| after trial | resident (MiB) | peak so far (MiB) |")
