@@ -114,7 +114,9 @@ def check_train(cfg, overrides: List[str], config_dirs: List[str]):
 
 def check_tune(cfg, overrides: List[str], config_dirs: List[str]):
     from dlrun.search.config import preflight_tune, validate_tune
+    from dlrun.search.distributed import check_environment
 
+    check_environment()
     tune = validate_tune(cfg, overrides, config_dirs)
     return tune, preflight_tune(tune)[1]
 
@@ -237,9 +239,10 @@ def _tune_job(cfg) -> None:
 
     hydra_cfg = HydraConfig.get()
     dirs = [s.path.removeprefix("file://") for s in hydra_cfg.runtime.config_sources if s.provider == "command-line"]
-    result = tune(validate_tune(cfg, list(hydra_cfg.overrides.task), dirs), Path(hydra_cfg.runtime.output_dir))
+    result = tune(validate_tune(cfg, list(hydra_cfg.overrides.task), dirs, hydra_cfg.job.config_name),
+                  Path(hydra_cfg.runtime.output_dir))
     print_report(result)
-    if result.status != "completed":
+    if result.status not in ("completed", "worker"):
         _exit_code = 1
 
 

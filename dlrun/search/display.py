@@ -14,7 +14,7 @@ from rich.table import Table
 from dlrun.display import console, fmt, short_metrics
 
 
-def _values_text(values: Mapping[str, Any]) -> str:
+def values_text(values: Mapping[str, Any]) -> str:
     return "  ".join(f"{k}={fmt(v)}" for k, v in values.items() if not k.startswith("tuner/"))
 
 
@@ -37,7 +37,8 @@ class SearchView:
     def render(self) -> Group:
         table = Table(show_header=False, box=None, padding=(0, 1))
         if self.current_id:
-            table.add_row("[bold]trial[/]", escape(f"{self.current_id}: {_values_text(self.current)}"))
+            values = f": {values_text(self.current)}" if self.current else ""
+            table.add_row("[bold]trial[/]", escape(f"{self.current_id}{values}"))
         if self.best:
             table.add_row("[bold green]best[/]", escape(f"trial {self.best['trial']}: {self.objective}="
                                                       f"{fmt(self.best['objective'])}  {self.best['values']}"))
@@ -64,6 +65,15 @@ class SearchView:
         self.progress.reset(self.epoch_task, total=epochs, visible=True, info="")
         self._refresh()
 
+    def running(self, trials: Mapping[str, Any]) -> None:
+        """Distributed mode: the trials the workers run now ({trial_id: (tuner_id, values)})."""
+        if not trials:
+            self.current_id, self.current = "", {}
+        else:
+            self.current_id = ", ".join(f"{tid} [{tuner}]" for tid, (tuner, _) in sorted(trials.items()))
+            self.current = next(iter(trials.values()))[1] if len(trials) == 1 else {}
+        self._refresh()
+
     def epoch_end(self, epoch: int, logs: Mapping[str, Any]) -> None:
         self.progress.update(self.epoch_task, completed=epoch + 1, info=short_metrics(logs, keep=4))
         self._refresh()
@@ -75,13 +85,13 @@ class SearchView:
             better = self.best is None or (value > self.best["objective"] if self.direction == "max"
                                            else value < self.best["objective"])
             if better:
-                self.best = {"trial": row["trial"], "objective": value, "values": _values_text(row["values"])}
+                self.best = {"trial": row["trial"], "objective": value, "values": values_text(row["values"])}
         if self.enabled and not self.live_mode:
             total = f"/{self.total}" if self.total else ""
             reason = f" ({row['failure_reason']})" if row.get("failure_reason") else ""
             self.console.print(escape(f"trial {row['trial']} [{done}{total}] {row['status']}{reason}: "
                                       f"{self.objective}={fmt(value) if value is not None else '-'}  "
-                                      f"{_values_text(row['values'])}"), soft_wrap=True)
+                                      f"{values_text(row['values'])}"), soft_wrap=True)
         self._refresh()
 
     def keras_callback(self) -> Any:

@@ -25,6 +25,9 @@ def cell(value: object) -> str:
 
 def print_report(result: SearchResult) -> None:
     out = console()
+    if result.status == "worker":  # a worker of a distributed search: the chief reports
+        out.print(escape(result.message))
+        return
     frame = result.trials
     if result.message:
         out.print(f"[bold red]{escape(result.message)}[/]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,15 +22,19 @@ from dlrun.errors import DlrunError
 from dlrun.preflight import metric_names, preflight
 from dlrun.results import rundir
 from dlrun.results.tables import write_table
+from dlrun.search import distributed
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
+from dlrun.search.distributed import read_failure
 from dlrun.search.space import tidy
 
 TUNER_DIR = "tuner"       # keras-tuner's own state (oracle, trials, checkpoints)
+PROJECT = "search"        # keras-tuner's project folder inside TUNER_DIR
 STATE_FILE = "search.json"  # what this search is: compared on resume
 TRIAL_FORMATS = ("csv", "md", "parquet")
 STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running",
           "IDLE": "pending", "STOPPED": "stopped"}
 EXTRA_METRICS = ("best_epoch", "epochs_run", "params", "duration_s")
+RUN_SETTINGS = ("overwrite", "refit", "workers", "host", "port")
 
 
 class ResumeError(DlrunError):
@@ -50,7 +55,8 @@ def search_state(tune: TuneConfig) -> Dict[str, Any]:
     base = dataclasses.asdict(tune.run)
     versions = rundir.versions()
     return {
-        "search": dataclasses.asdict(tune.search) | {"overwrite": None, "refit": None},
+        # How a search is run (workers, address, refit, overwrite) is not what it searches.
+        "search": dataclasses.asdict(tune.search) | dict.fromkeys(RUN_SETTINGS),
         "space": tune.space.to_dict(),
         "base_config": {k: v for k, v in base.items() if k != "name"},
         "versions": {k: versions.get(k) for k in ("tensorflow", "keras", "keras-tuner")},
@@ -87,11 +93,13 @@ def prepare_folder(run_dir: Path, tune: TuneConfig) -> bool:
 
 
 # ----------------------------------------------------------------- tables
-def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str = "running") -> pd.DataFrame:
+def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str = "running",
+               trials_dir: Optional[Path] = None) -> pd.DataFrame:
     """One row per trial: id, status, every active hyperparameter, objective, best
-    epoch, final metrics, duration, parameter count, failure reason."""
+    epoch, final metrics, duration, parameter count, failure reason (from keras-tuner,
+    or from a worker's note under `trials_dir` in distributed mode)."""
     rows = []
-    for trial_id in sorted(oracle.trials, key=lambda t: int(t) if str(t).isdigit() else str(t)):
+    for trial_id in sorted(list(oracle.trials), key=lambda t: int(t) if str(t).isdigit() else str(t)):
         trial = oracle.trials[trial_id]
         status = STATUS.get(str(trial.status), str(trial.status).lower())
         if status == "running":
@@ -107,7 +115,10 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
             row[name] = metrics.pop(name, None)
         for name in sorted(metrics):
             row[name] = metrics[name]
-        row["failure_reason"] = _reason(trial.message) if status == "failed" else None
+        reason = None
+        if status == "failed":
+            reason = _reason(trial.message) or (read_failure(trial_dir(trials_dir, trial_id)) if trials_dir else None)
+        row["failure_reason"] = reason
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:
@@ -115,6 +126,11 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
             if col in frame:
                 frame[col] = frame[col].astype("Int64")
     return frame
+
+
+def trial_dir(trials_dir: Path, trial_id: Any) -> Path:
+    """keras-tuner's folder of one trial (its trial.json; dlrun's failure note)."""
+    return Path(trials_dir) / f"trial_{trial_id}"
 
 
 def _reason(message: Optional[str]) -> Optional[str]:
@@ -172,9 +188,12 @@ def tune(tune: TuneConfig, run_dir: Path, listener: Optional[Any] = None) -> Sea
     The folder is locked for the duration: a second search started there is refused.
     `listener`, if given, is called with each finished trial's table row."""
     run_dir = Path(run_dir)
+    distributed.check_environment()
     bundle = preflight(tune.run)
     check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.role() == "worker":  # a declared worker of a search: it shares the chief's folder
+        return _work(tune, run_dir, bundle)
     with rundir.run_lock(run_dir):
         return _tune_locked(tune, run_dir, bundle, listener)
 
@@ -193,7 +212,23 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
               + (" [yellow](resuming)[/]" if resuming else ""))
     out.print(f"results and resume folder: [bold]{run_dir}[/] (rerun with hydra.run.dir={run_dir} to resume)",
               soft_wrap=True)
+    chief = None
+    if tune.search.workers or distributed.role() == "chief":
+        chief = _launch(tune, run_dir)  # the workers start up while this process builds the oracle
+    try:
+        return _search(tune, run_dir, bundle, listener, chief)
+    finally:
+        if chief is not None:
+            chief.stop(grace=0)  # a no-op after a finished search; otherwise no worker outlives the chief
 
+
+def _search(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any],
+            chief: Optional[distributed.Chief]) -> SearchResult:
+    from dlrun.display import console
+    from dlrun.training import setup_runtime
+
+    out = console()
+    total = planned_trials(tune)
     setup_runtime(tune.run.trainer)
     from dlrun.search.display import SearchView
     from dlrun.search.hypermodel import DlrunHyperModel
@@ -203,7 +238,6 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
     keys = tune.space.keys()
     view = SearchView(total, objective, tune.direction, enabled=tune.run.trainer.verbose > 0)
     hypermodel = DlrunHyperModel(tune, bundle, epoch_callback=view.keras_callback())
-    state: Dict[str, Any] = {"done": 0}
 
     def on_begin(trial: Any) -> None:
         values = trial.hyperparameters.values
@@ -212,31 +246,28 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
     def on_end(trial: Any) -> None:
         frame = trial_rows(tuner.oracle, objective, keys)
         write_trials(frame, run_dir)
-        state["done"] = int(frame["status"].isin(["completed", "failed"]).sum())
-        row = frame[frame["trial"].astype(str) == str(int(trial.trial_id))].iloc[0].to_dict()
-        hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
-        row["values"] = {k: row[k] for k in hp_keys if k in row}
-        view.trial_end(row, state["done"])
-        if listener is not None:  # e.g. benchmarks/bench_memory.py
-            listener(row)
+        report_trial(frame, trial, view, listener)
 
     tuner = make_tuner(tune, hypermodel, str(run_dir / TUNER_DIR), overwrite=tune.search.overwrite,
                        on_trial_begin=on_begin, on_trial_end=on_end)
+    trials_dir = run_dir / TUNER_DIR / PROJECT
     status, message = "completed", ""
     started = time.perf_counter()
     try:
         with view:
-            tuner.search(verbose=0)
+            if chief is not None:
+                status, message = _serve(tune, chief, tuner.oracle, run_dir, view, listener)
+            else:
+                tuner.search(verbose=0)
     except KeyboardInterrupt:
-        write_trials(trial_rows(tuner.oracle, objective, keys, running_status="interrupted"), run_dir)
+        write_trials(trial_rows(tuner.oracle, objective, keys, "interrupted", trials_dir), run_dir)
         raise
     except RuntimeError as err:
         if "consecutive failures" not in str(err):
             raise
         status = "stopped"
-        message = (f"search stopped: {tune.search.max_consecutive_failures} trials failed in a row "
-                   f"(search.max_consecutive_failures); last reason: {_reason(str(err)) or 'unknown'}")
-    frame = trial_rows(tuner.oracle, objective, keys)
+        message = _stopped_message(tune, _reason(str(err)))
+    frame = trial_rows(tuner.oracle, objective, keys, "interrupted", trials_dir)
     write_trials(frame, run_dir)
     best = finish(tune, bundle, frame, run_dir, out)
     plot_search(frame, tune, run_dir)
@@ -246,6 +277,132 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
                "search_time_s": round(time.perf_counter() - started, 3), "best": best}
     rundir.write_json(run_dir / "search_summary.json", summary)
     return SearchResult(run_dir=run_dir, status=status, trials=frame, best=best, message=message)
+
+
+def _stopped_message(tune: TuneConfig, reason: Optional[str]) -> str:
+    return (f"search stopped: {tune.search.max_consecutive_failures} trials failed in a row "
+            f"(search.max_consecutive_failures); last reason: {reason or 'unknown'}")
+
+
+def _failed_in_a_row(oracle: Any) -> int:
+    """Trials failed in a row at the end of the order in which trials ended."""
+    count = 0
+    for trial_id in reversed(list(oracle.end_order)):
+        if str(oracle.trials[trial_id].status) != "FAILED":
+            break
+        count += 1
+    return count
+
+
+def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[Any]) -> None:
+    """Show one ended trial in the live view (and hand its row to `listener`)."""
+    row = frame[frame["trial"].astype(str) == str(int(trial.trial_id))].iloc[0].to_dict()
+    hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
+    row["values"] = {k: row[k] for k in hp_keys if k in row}
+    view.trial_end(row, int(frame["status"].isin(["completed", "failed"]).sum()))
+    if listener is not None:  # e.g. benchmarks/bench_memory.py
+        listener(row)
+
+
+def _launch(tune: TuneConfig, run_dir: Path) -> distributed.Chief:
+    """Choose the chief's address and start the local workers (search.workers)."""
+    from dlrun.display import console
+
+    if distributed.role() == "chief":
+        host, port = os.environ[distributed.ENV_IP], int(os.environ[distributed.ENV_PORT])
+    else:
+        host, port = tune.search.host, tune.search.port or distributed.free_port(tune.search.host)
+    chief = distributed.Chief(host, port)
+    workers = tune.search.workers
+    threads = distributed.threads_per_worker(workers) if workers else 0
+    if workers:
+        argv = distributed.worker_argv(tune.overrides, tune.config_dirs, tune.config_name, run_dir, threads)
+        chief.spawn(workers, argv, run_dir / "workers", threads)
+    console().print(f"{distributed.describe(workers, host, port)}"
+                    + (f"; {threads} thread(s) each, logs in {run_dir / 'workers'}" if workers else ""),
+                    soft_wrap=True)
+    return chief
+
+
+def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Path, view: Any,
+           listener: Optional[Any]) -> tuple:
+    """The chief of a distributed search: serve the oracle to the workers (the local ones
+    of search.workers=N, and any started elsewhere with keras-tuner's environment
+    variables), rewrite the tables as trials end, and stop every worker at the end."""
+    objective, keys = tune.search.objective, tune.space.keys()
+    trials_dir = run_dir / TUNER_DIR / PROJECT
+    limit = tune.search.max_consecutive_failures
+    oracle.max_consecutive_failed_trials = None  # counted below: raised in the servicer, it kills a worker
+    oracle.verbose = 0  # the live view reports trials; keras-tuner would print its own blocks
+    chief.start(oracle)
+    seen = set(oracle.end_order)  # ended before a resume: reported already
+    status, message, interrupted = "completed", "", False
+    try:
+        while True:
+            chief.fail_dead_workers_trials()
+            ended = [t for t in list(oracle.end_order) if t not in seen]
+            running = {t.trial_id: (tuner_id, dict(t.hyperparameters.values))
+                       for tuner_id, t in list(oracle.ongoing_trials.items())}
+            view.running(running)
+            if ended:
+                frame = trial_rows(oracle, objective, keys, trials_dir=trials_dir)
+                write_trials(frame, run_dir)
+                for trial_id in ended:
+                    seen.add(trial_id)
+                    report_trial(frame, oracle.trials[trial_id], view, listener)
+                if _failed_in_a_row(oracle) >= limit:
+                    last = frame[frame["trial"].astype(str) == str(int(ended[-1]))].iloc[0]
+                    status, message = "stopped", _stopped_message(tune, last.get("failure_reason"))
+                    break
+            if chief.finished:
+                break
+            if chief.all_workers_gone() and distributed.role() != "chief":
+                status = "stopped"
+                message = (f"search stopped: every worker exited before the search ended; see the logs in "
+                           f"{run_dir / 'workers'}")
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        chief.stop(grace=0 if interrupted or status != "completed" else distributed.STOP_GRACE_S)
+    return status, message
+
+
+def _work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
+    """A worker of a distributed search: ask the chief for trials and train them with the
+    same hypermodel as an in-process search; the chief writes every table."""
+    from dlrun.display import console
+    from dlrun.search.display import values_text
+    from dlrun.search.hypermodel import DlrunHyperModel
+    from dlrun.search.tuners import make_tuner
+    from dlrun.training import setup_runtime
+
+    distributed.watch_chief()
+    setup_runtime(tune.run.trainer)
+    out = console()
+    me = os.environ.get(distributed.ENV_ID, "worker")
+    trials_dir = run_dir / TUNER_DIR / PROJECT
+    count = {"trials": 0}
+
+    def on_begin(trial: Any) -> None:
+        out.print(f"{me}: trial {trial.trial_id} started: {values_text(trial.hyperparameters.values)}", soft_wrap=True)
+
+    def before_end(trial: Any) -> None:  # keras-tuner's protocol carries no failure message
+        if str(trial.status) == "FAILED" and trial.message:
+            rundir.write_text(distributed.failure_path(trial_dir(trials_dir, trial.trial_id)),
+                              _reason(trial.message) or "")
+
+    def on_end(trial: Any) -> None:
+        count["trials"] += 1
+        out.print(f"{me}: trial {trial.trial_id} {STATUS.get(str(trial.status), trial.status)}", soft_wrap=True)
+
+    tuner = make_tuner(tune, DlrunHyperModel(tune, bundle), str(run_dir / TUNER_DIR), overwrite=False,
+                       on_trial_begin=on_begin, before_trial_end=before_end, on_trial_end=on_end)
+    tuner.search(verbose=0)
+    message = f"{me}: the chief has no more trials; this worker ran {count['trials']}"
+    return SearchResult(run_dir=run_dir, status="worker", trials=pd.DataFrame(), best=None, message=message)
 
 
 def finish(tune: TuneConfig, bundle: Any, frame: pd.DataFrame, run_dir: Path, out: Any) -> Optional[Dict[str, Any]]:

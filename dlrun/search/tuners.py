@@ -24,8 +24,10 @@ class DlrunTunerMixin:
     keeps_weights = False  # Hyperband continues models trained by earlier trials
 
     def __init__(self, *args: Any, on_trial_begin: Optional[Callable] = None,
-                 on_trial_end: Optional[Callable] = None, **kwargs: Any) -> None:
+                 before_trial_end: Optional[Callable] = None, on_trial_end: Optional[Callable] = None,
+                 **kwargs: Any) -> None:
         self._begin_hook = on_trial_begin
+        self._before_end_hook = before_trial_end  # before the oracle hears that the trial ended
         self._end_hook = on_trial_end
         super().__init__(*args, **kwargs)
 
@@ -48,6 +50,8 @@ class DlrunTunerMixin:
             self._begin_hook(trial)
 
     def on_trial_end(self, trial: Any) -> None:
+        if self._before_end_hook:
+            self._before_end_hook(trial)
         super().on_trial_end(trial)
         if self._end_hook:
             self._end_hook(trial)
