@@ -7,7 +7,8 @@ import sys
 
 from common import HERE, PYTHON, machine
 
-SCRIPTS = ["bench_startup.py", "bench_time_to_target.py", "bench_search.py", "bench_hyperband.py", "bench_memory.py"]
+SCRIPTS = ["bench_startup.py", "bench_time_to_target.py", "bench_search.py", "bench_hyperband.py", "bench_memory.py",
+           "bench_parallel.py"]
 
 
 def main() -> None:
