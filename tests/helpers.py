@@ -42,3 +42,17 @@ def write_people_csv(path: Path, rows: int = 120) -> Path:
     frame.loc[::17, "age"] = np.nan
     frame.to_csv(path, index=False)
     return path
+
+
+def resume_completes(args: List[str], cwd: Path, run_dir: Path, before, trials: int) -> None:
+    """Re-running an interrupted search finishes it: every trial once, all completed,
+    and the trials finished before the interruption kept with their objectives."""
+    import pandas as pd
+    import pytest
+
+    out = dlrun(args, cwd)
+    assert out.returncode == 0, out.stderr
+    after = pd.read_csv(run_dir / "trials.csv")
+    assert len(after) == trials and after["trial"].is_unique and set(after["status"]) == {"completed"}
+    kept = before[before["status"] == "completed"].set_index("trial")["objective"]
+    assert after.set_index("trial").loc[kept.index, "objective"].tolist() == pytest.approx(kept.tolist())

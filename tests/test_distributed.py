@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from dlrun.search import distributed
-from tests.helpers import dlrun
+from tests.helpers import dlrun, resume_completes
 from tests.test_tune import run_tune
 
 SEARCH = ["space=units_lr", "space.model.units.max=64", "search.refit=false", "debug=fast", "trainer.verbose=0"]
@@ -90,12 +89,7 @@ def test_ctrl_c_stops_the_chief_and_every_worker_and_the_search_resumes(tmp_path
     before = pd.read_csv(run_dir / "trials.csv")
     assert before["trial"].is_unique and (before["status"] == "completed").sum() >= 1
 
-    out = dlrun(args, tmp_path)
-    assert out.returncode == 0, out.stderr
-    after = pd.read_csv(run_dir / "trials.csv")
-    assert len(after) == 4 and after["trial"].is_unique and set(after["status"]) == {"completed"}
-    kept = before[before["status"] == "completed"].set_index("trial")["objective"]
-    assert after.set_index("trial").loc[kept.index, "objective"].tolist() == pytest.approx(kept.tolist())
+    resume_completes(args, tmp_path, run_dir, before, trials=4)
 
 
 def test_a_worker_killed_mid_trial_fails_that_trial_only(tmp_path: Path) -> None:

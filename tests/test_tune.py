@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dlrun.errors import ConfigError
-from tests.helpers import FAST, dlrun
+from tests.helpers import FAST, dlrun, resume_completes
 
 SMALL = ["space=units_lr", "space.model.units.max=64", "search.max_trials=2"]
 
@@ -234,12 +234,7 @@ def test_killed_search_resumes_without_duplicates_or_losses(tmp_path: Path) -> N
     proc.wait()
     before = pd.read_csv(run_dir / "trials.csv")
     assert 1 <= (before["status"] == "completed").sum() < 4
-    out = dlrun(args, tmp_path)
-    assert out.returncode == 0, out.stderr
-    after = pd.read_csv(run_dir / "trials.csv")
-    assert len(after) == 4 and after["trial"].is_unique and set(after["status"]) == {"completed"}
-    kept = before[before["status"] == "completed"].set_index("trial")["objective"]
-    assert after.set_index("trial").loc[kept.index, "objective"].tolist() == pytest.approx(kept.tolist())
+    resume_completes(args, tmp_path, run_dir, before, trials=4)
 
 
 def test_grid_over_a_log_float_with_a_step_multiplies(tmp_path: Path) -> None:
