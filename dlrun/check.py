@@ -38,6 +38,8 @@ def show(run: RunConfig) -> int:
     out.print(Panel(config_tree(run), title="config (validated)", expand=False))
     meta = bundle.meta
     table = Table(title="data", title_justify="left", show_header=False)
+    if meta.report.get("path"):
+        table.add_row("file", meta.report["path"])
     table.add_row("task", meta.task)
     table.add_row("rows (train/val/test)", "/".join(str(meta.rows[s]) for s in ("train", "val", "test")))
     table.add_row("input shape", str(meta.input_shape))

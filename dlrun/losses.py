@@ -5,6 +5,7 @@ import importlib
 from functools import lru_cache
 from typing import Any
 
+from dlrun.config.imports import check_import
 from dlrun.config.schema import RunConfig
 from dlrun.data import DataMeta
 from dlrun.errors import ConfigError
@@ -65,5 +66,6 @@ def build_loss(run: RunConfig, meta: DataMeta) -> Any:
     if name == "quantile":
         return _quantile_class()(quantile=run.loss.quantile)
     if name == "custom":
+        check_import("loss.function", run.loss.function, run.allowed_imports)  # validated already; API users too
         return import_function(run.loss.function, "loss.function")
     return getattr(keras.losses, KERAS_NAMES[name])()

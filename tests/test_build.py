@@ -164,10 +164,13 @@ def test_quantile_and_huber_parameters() -> None:
     assert float(model.loss(np.array([[0.0]]), np.array([[2.0]]))) == pytest.approx(2.0)
 
 
+ALLOW_TESTS = "allowed_imports=[dlrun,keras,tests]"  # tests/losses.py holds the custom loss
+
+
 def test_custom_loss_by_dotted_path() -> None:
     from tests.losses import mine
 
-    _, model = built("loss=custom", "loss.function=tests.losses.mine", data="diabetes")
+    _, model = built("loss=custom", "loss.function=tests.losses.mine", ALLOW_TESTS, data="diabetes")
     assert model.loss is mine
 
 
@@ -175,7 +178,33 @@ def test_custom_loss_that_does_not_exist_is_a_config_error() -> None:
     from dlrun.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"loss.function='tests.losses.nothing'.*no function 'nothing'"):
-        built("loss=custom", "loss.function=tests.losses.nothing", data="diabetes")
+        built("loss=custom", "loss.function=tests.losses.nothing", ALLOW_TESTS, data="diabetes")
+
+
+def test_custom_loss_from_a_module_not_allowed_is_refused_at_validation() -> None:
+    from dlrun.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"loss.function='tests.losses.mine': imports from 'tests', which "
+                       r"allowed_imports does not list \(dlrun, keras\); if you trust it, add "
+                       r"allowed_imports=\[dlrun,keras,tests\]"):
+        make_run("loss=custom", "loss.function=tests.losses.mine", "data=diabetes")
+    keras_loss = make_run("loss=custom", "loss.function=keras.losses.mean_squared_error", "data=diabetes")
+    assert keras_loss.allowed_imports == ["dlrun", "keras"]  # keras is allowed by default
+    with pytest.raises(ConfigError, match=r"imports from 'kerasx'"):  # a prefix matches whole module names
+        make_run("loss=custom", "loss.function=kerasx.losses.f", "data=diabetes")
+
+
+def test_built_loss_checks_the_allow_list_too() -> None:
+    """An API user who builds a RunConfig without validating it gets the same refusal."""
+    import dataclasses
+
+    from dlrun.errors import ConfigError
+    from dlrun.losses import build_loss
+
+    run = make_run("loss=custom", "loss.function=tests.losses.mine", ALLOW_TESTS, "data=diabetes")
+    meta = build_data(run.data).meta
+    with pytest.raises(ConfigError, match="allowed_imports does not list"):
+        build_loss(dataclasses.replace(run, allowed_imports=["dlrun", "keras"]), meta)
 
 
 def test_output_layer_fits_the_task() -> None:

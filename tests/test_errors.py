@@ -43,6 +43,16 @@ CONFIG_CASES = [
     (["model=cnn", "data=iris"], r"data.image_shape=\(missing\): model=cnn needs image data"),
     (["data=csv"], r"data.path=\(missing\)"),
     (["trainer.metrics=[auc]"], r"trainer.metrics='auc': not a multiclass metric"),
+    # configs may come from others: no import outside allowed_imports, no path in the name
+    (["loss=custom", "loss.function=mypkg.losses.f"],
+     r"loss.function='mypkg.losses.f': imports from 'mypkg', which allowed_imports does not list \(dlrun, keras\); "
+     r"if you trust it, add allowed_imports=\[dlrun,keras,mypkg\]$"),
+    (["allowed_imports=mypkg"], r"allowed_imports='mypkg': must be a list of module names"),
+    (["+hydra.callbacks.evil._target_=os.system"], r"hydra.callbacks.evil._target_='os.system': imports from 'os'"),
+    (["hydra/launcher=basic", "+hydra.launcher.x={_target_:subprocess.call}"], r"imports from 'subprocess'"),
+    (["name=../../outside"], r"name='../../outside': must be a plain folder name \(no '/'"),
+    (["name=a/b"], r"name='a/b': must be a plain folder name"),
+    (["name=.."], r"name='..': must be a plain folder name"),
 ]
 
 
@@ -145,3 +155,13 @@ def test_bad_sweep_job_is_caught_before_any_job_runs(capsys, tmp_path: Path) -> 
     assert rc == 2
     assert "optimizer.learning_rate=-1.0: must be > 0" in capsys.readouterr().err
     assert not sweep_dir.exists()
+
+
+def test_config_refusals_happen_before_tensorflow_is_imported(tmp_path: Path) -> None:
+    code = ("import sys; from dlrun.cli import main; "
+            "rc = main(['train', 'loss=custom', 'loss.function=mypkg.losses.f', 'hydra.run.dir=run']); "
+            "assert rc == 2, rc; assert 'tensorflow' not in sys.modules; print('ok')")
+    out = __import__("subprocess").run([__import__("sys").executable, "-c", code], cwd=tmp_path,
+                                       capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert "allowed_imports does not list" in out.stderr

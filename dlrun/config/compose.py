@@ -145,10 +145,12 @@ def _check_single_choice(overrides: Sequence[str], config_name: str) -> None:
                               f"-m {key}={value.strip('[]')}")
 
 
-def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> DictConfig:
+def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str] = (),
+            keep_hydra: bool = False) -> DictConfig:
     """Compose `config_name` with `overrides` (already normalized), searching the user's
     folders (`--config-dir`) after dlrun's own, as `hydra.main` does. Returns the config
-    without Hydra's node. Raises ConfigError."""
+    without Hydra's node (unless `keep_hydra`), once that node is checked to import
+    nothing outside Hydra's own plugins and allowed_imports. Raises ConfigError."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
@@ -168,15 +170,15 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
     GlobalHydra.instance().clear()
     hydra = Hydra.create_main_hydra2(task_name="dlrun", config_search_path=search_path)
 
-    def run(items: Sequence[str]) -> DictConfig:
+    def run(items: Sequence[str], keep: bool = False) -> DictConfig:
         cfg = hydra.compose_config(config_name=config_name, overrides=list(items), run_mode=RunMode.RUN,
                                    with_log_configuration=False)
-        with open_dict(cfg):
-            cfg.pop("hydra", None)
+        if not keep:
+            drop_hydra(cfg)
         return cfg
 
     try:
-        return run(overrides)
+        cfg = run(overrides, keep=True)
     except Exception as exc:  # noqa: BLE001 - translated to one line below
         base = None
         with contextlib.suppress(Exception):
@@ -184,3 +186,21 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
         raise translate(exc, extra_dirs, base, overrides) from exc
     finally:
         GlobalHydra.instance().clear()
+    _check_imports(cfg)
+    return cfg if keep_hydra else drop_hydra(cfg)
+
+
+def drop_hydra(cfg: DictConfig) -> DictConfig:
+    """`cfg` without Hydra's own node (in place)."""
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def _check_imports(cfg: DictConfig) -> None:
+    from dlrun.config.imports import DEFAULT, KEY, check_hydra_node, check_list
+
+    value = cfg.get(KEY, list(DEFAULT))
+    prefixes = check_list(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+    if "hydra" in cfg:
+        check_hydra_node(OmegaConf.to_container(cfg.hydra, resolve=False), prefixes)

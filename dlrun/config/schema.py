@@ -523,6 +523,7 @@ class RunConfig:
     loss: Any
     regularization: RegularizationConfig
     trainer: TrainerConfig
+    allowed_imports: List[str] = field(default_factory=lambda: ["dlrun", "keras"])  # modules configs import from
 
 
 # Registries: group -> option name -> schema. The YAML file of the same name

@@ -9,11 +9,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
 from dlrun.config.compose import section_not_enabled, type_message
+from dlrun.config.imports import DEFAULT, KEY, check_import, check_list
 from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", "search", "space", *GROUPS}  # search and space are read by dlrun tune
+ROOT_KEYS = {"name", "allowed_imports", "search", "space", *GROUPS}  # search and space: dlrun tune
 
 
 def _schema_for(group: str, node: Any) -> type:
@@ -75,13 +76,27 @@ def validate(cfg: DictConfig) -> RunConfig:
         if group not in cfg or cfg[group] is None:
             raise ConfigError(group, None, f"required: choose one with {group}=OPTION")
         parts[group] = to_object(group, cfg[group])
-    run = RunConfig(name=str(cfg.get("name", "default")), **parts)
+    imports = cfg.get(KEY, list(DEFAULT))
+    run = RunConfig(name=check_name(cfg.get("name", "default")), **parts,
+                    allowed_imports=check_list(OmegaConf.to_container(imports) if OmegaConf.is_config(imports)
+                                               else imports))
     _check_across_groups(run)
     return run
 
 
+def check_name(name: Any) -> str:
+    """The experiment name names a folder under the output root: no path in it."""
+    text = str(name)
+    if not text.strip() or "/" in text or "\\" in text or ".." in text or text == "." or "\0" in text:
+        raise ConfigError("name", name, "must be a plain folder name (no '/', '\\' or '..'): runs are "
+                          "written to experiments/<name>/")
+    return text
+
+
 def _check_across_groups(run: RunConfig) -> None:
     """Checks that involve more than one group (and need no data)."""
+    if run.loss.name == "custom":
+        check_import("loss.function", run.loss.function, run.allowed_imports)
     if run.model.name == "cnn" and run.data.image_shape is None:
         raise ConfigError("data.image_shape", None, "model=cnn needs image data: set data.image_shape, "
                           "e.g. [8, 8, 1] (data=digits sets it)")

@@ -4,6 +4,7 @@ train/validation/test split and scaling. Everything that learns from data
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -77,6 +78,8 @@ def _check_numeric_text(frame: pd.DataFrame, columns: List[str]) -> None:
 
 def _select(frame: pd.DataFrame, cfg: DataConfig, target: str) -> Tuple[pd.DataFrame, pd.Series, Dict]:
     report: Dict[str, Any] = {"rows_read": int(len(frame)), "dropped_rows": 0, "filled_values": 0}
+    if cfg.path:  # the file as resolved (a relative data.path depends on the folder dlrun ran in)
+        report = {"path": str(Path(cfg.path).expanduser().resolve()), **report}
     features = list(cfg.features) if cfg.features else [c for c in frame.columns if c != target]
     if target in features:
         raise DataError(f"data.features: the target column {target!r} is also listed as a feature")
