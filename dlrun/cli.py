@@ -21,6 +21,7 @@ commands:
   train   train one model from the composed config and write a run directory
   tune    search hyperparameters with keras-tuner (search=random|grid|bayesian|hyperband)
   check   compose and validate a config, build the model and print it; train nothing
+  results list the runs of train and tune, newest first (filters: --name, --status, --same-config)
 
 examples:
   dlrun train                                  MLP on scikit-learn's digits (the default)
@@ -32,6 +33,7 @@ examples:
   dlrun tune search=random search.max_trials=20    keras-tuner search over space=default
   dlrun tune search=grid space=units_lr search.objective=val_accuracy
   dlrun check model=cnn                        validate and show the model only
+  dlrun results --same-config last             the runs that share the newest run's config
 
 Run 'dlrun COMMAND --help' for the config groups, their options and the full config.
 Options: -h/--help, -V/--version. Set HYDRA_FULL_ERROR=1 for full tracebacks.
@@ -125,18 +127,38 @@ def validated(config_name: str, parsed: Args, check: Callable = check_train) -> 
     """Compose and validate every job the command will run, and check its data,
     before Hydra creates any run directory."""
     from dlrun.config import compose
+    from dlrun.config.compose import drop_hydra
     from dlrun.display import warn
 
     jobs = sweep_jobs(parsed.overrides) if parsed.multirun else [parsed.overrides]
     checked_jobs, notes = [], []
     for job in jobs:
-        obj, job_notes = check(compose(parsed.config_name or config_name, job, parsed.config_dirs), job,
-                               parsed.config_dirs)
+        cfg = compose(parsed.config_name or config_name, job, parsed.config_dirs, keep_hydra=True)
+        check_output_dir(cfg, parsed.multirun)
+        obj, job_notes = check(drop_hydra(cfg), job, parsed.config_dirs)
         notes += [n for n in job_notes if n not in notes]
         checked_jobs.append(obj)
     for note in notes:
         warn(note)
     return checked_jobs
+
+
+def check_output_dir(cfg, multirun: bool) -> None:
+    """The run (or sweep) folder must be a folder: refuse a path that is, or lies
+    inside, a file before Hydra tries to create it."""
+    from omegaconf import OmegaConf
+
+    from dlrun.errors import ConfigError
+    from dlrun.results.rundir import unusable_dir
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        value = OmegaConf.select(cfg, key)
+    except Exception:  # noqa: BLE001 - an interpolation only Hydra's job can resolve: Hydra checks it
+        return
+    reason = unusable_dir(value) if value else None
+    if reason:
+        raise ConfigError(key, str(value), f"{reason}; choose another output folder")
 
 
 _exit_code = 0
@@ -282,7 +304,14 @@ def cmd_check(args: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check}
+def cmd_results(args: Sequence[str]) -> int:
+    from dlrun.results.listing import show
+
+    return show(args)
+
+
+COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check,
+                                                       "results": cmd_results}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

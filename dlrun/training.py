@@ -16,7 +16,7 @@ import pandas as pd
 from dlrun.config.schema import RunConfig, TrainerConfig
 from dlrun.data import DataBundle, DataMeta
 from dlrun.preflight import metric_names, preflight
-from dlrun.results import rundir
+from dlrun.results import registry, rundir
 from dlrun.runtime import import_tensorflow
 from dlrun.results.plots import learning_curves
 from dlrun.results.tables import write_table
@@ -205,10 +205,20 @@ def train(run: RunConfig, run_dir: Union[str, Path, None] = None) -> RunResult:
     (default experiments/<name>/<timestamp>/)."""
     started = time.perf_counter()
     bundle = preflight(run)
-    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with rundir.run_lock(run_dir):
-        return _train_locked(run, run_dir, bundle, started)
+    run_dir = rundir.make_dir(Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name))
+    config_hash = rundir.config_hash(dataclasses.asdict(run))
+    with rundir.run_lock(run_dir), registry.record("train", run_dir, run.name, config_hash,
+                                                   run.trainer.seed) as entry:
+        result = _train_locked(run, run_dir, bundle, started)
+        entry.finish(result.status, headline(run, result), result.metrics.get("failure_reason"))
+        return result
+
+
+def headline(run: RunConfig, result: RunResult) -> Optional[Tuple[str, Any]]:
+    """The run's headline metric for the registry: the first compiled metric on test."""
+    name = metric_names(run, result.metrics.get("data", {}).get("task", ""))[0]
+    value = result.metrics.get("test", {}).get(name)
+    return (f"test_{name}", value) if value is not None else None
 
 
 def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float) -> RunResult:

@@ -27,3 +27,10 @@ def _fake_mnist_cache(tmp_path_factory) -> None:
              x_train=rng.integers(0, 256, (300, 28, 28), dtype="uint8"), y_train=np.arange(300) % 10,
              x_test=rng.integers(0, 256, (60, 28, 28), dtype="uint8"), y_test=np.arange(60) % 10)
     os.environ["KERAS_HOME"] = str(home)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _registry_home(tmp_path_factory) -> None:
+    """Runs register themselves in $DLRUN_HOME/.registry: keep the tests' runs out of
+    the checkout's experiments/ (a test that reads the registry sets its own)."""
+    os.environ["DLRUN_HOME"] = str(tmp_path_factory.mktemp("dlrun_home"))

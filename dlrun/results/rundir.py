@@ -28,19 +28,55 @@ class OutputError(DlrunError):
 
 @contextlib.contextmanager
 def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`."""
+    """Yield a temporary path beside `path`; on success rename it onto `path`.
+    Nothing is left behind on failure; an OSError (disk full, no permission)
+    becomes an OutputError that names `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    try:
+        make_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _cannot_write(path, err) from None
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _cannot_write(path, err) from None
         raise
+
+
+def _cannot_write(path: Path, err: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {err.strerror or err}")
+
+
+def unusable_dir(path: Union[str, Path]) -> Optional[str]:
+    """Why folder `path` cannot be used (it or a parent is a file), or None."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                return "is a file, not a folder" if part == path else f"is inside {part}, which is a file"
+            return None
+    return None
+
+
+def make_dir(path: Union[str, Path]) -> Path:
+    """Create folder `path` (and its parents). Raises OutputError, naming the culprit,
+    when it or a parent is a file, or when it cannot be created."""
+    path = Path(path)
+    reason = unusable_dir(path)
+    if reason:
+        raise OutputError(f"{path}: {reason}; choose another output folder (hydra.run.dir)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {path}: {err.strerror or err}") from None
+    return path
 
 
 def _umask() -> int:
@@ -50,11 +86,8 @@ def _umask() -> int:
 
 
 def write_text(path: Union[str, Path], text: str) -> Path:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
@@ -95,9 +128,17 @@ def git_state(cwd: Union[str, Path, None] = None) -> Optional[Dict[str, Any]]:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
+HASH_IGNORES = ("name", "output_dir", "allowed_imports")  # top-level keys that do not change a result
+HASH_IGNORES_TRAINER = ("seed", "verbose")  # runs repeated with other seeds share a config hash
+
+
 def config_hash(config: Dict[str, Any]) -> str:
-    """A short, stable hash of a resolved config (ignores the run's name and output folder)."""
-    body = {k: v for k, v in config.items() if k not in ("name", "output_dir")}
+    """A short, stable hash of a resolved config. It ignores what does not change the
+    experiment (name, output folder, allowed_imports, progress display) and the seed,
+    so that the same config run with several seeds shares one hash."""
+    body = {k: v for k, v in config.items() if k not in HASH_IGNORES}
+    if isinstance(body.get("trainer"), dict):
+        body["trainer"] = {k: v for k, v in body["trainer"].items() if k not in HASH_IGNORES_TRAINER}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -144,7 +185,9 @@ def run_lock(run_dir: Union[str, Path]) -> Iterator[Path]:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        except OSError as err:
+            if not isinstance(err, FileExistsError):
+                raise _cannot_write(path, err) from None
             try:
                 owner = json.loads(path.read_text() or "{}")
             except (OSError, ValueError):
@@ -156,8 +199,12 @@ def run_lock(run_dir: Union[str, Path]) -> Iterator[Path]:
                                   + (f" (if that run is gone, delete {path})" if where != host else "")) from None
             path.unlink(missing_ok=True)  # a stale lock: its process is gone
             continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            raise _cannot_write(path, err) from None
         break
     try:
         yield path

@@ -20,7 +20,7 @@ import pandas as pd
 
 from dlrun.errors import DlrunError
 from dlrun.preflight import metric_names, preflight
-from dlrun.results import rundir
+from dlrun.results import registry, rundir
 from dlrun.results.tables import write_table
 from dlrun.search import distributed
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
@@ -63,6 +63,14 @@ def search_state(tune: TuneConfig) -> Dict[str, Any]:
     }
 
 
+def search_hash(tune: TuneConfig) -> str:
+    """The config hash of a search: its base config, algorithm settings and space
+    (not its seeds, nor how it is run), as rundir.config_hash does for a run."""
+    state = json.loads(json.dumps(search_state(tune), default=str))
+    return rundir.config_hash({**state["base_config"], "search": {**state["search"], "seed": None},
+                               "space": state["space"]})
+
+
 def _differences(old: Any, new: Any, prefix: str = "") -> List[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out: List[str] = []
@@ -83,6 +91,13 @@ def prepare_folder(run_dir: Path, tune: TuneConfig) -> bool:
     elif state_path.exists():
         old = json.loads(state_path.read_text())
         changed = _differences(old, state)
+        then, installed = old.get("versions") or {}, state["versions"]
+        versions = [f"{name} {then.get(name)} (search) vs {installed.get(name)} (installed)"
+                    for name in sorted(set(then) | set(installed)) if then.get(name) != installed.get(name)]
+        if versions:
+            raise ResumeError(f"{run_dir} holds a search made with other library versions: {'; '.join(versions)}. "
+                              "Resuming would mix results: install those versions, use search.overwrite=true "
+                              "to start afresh, or choose another hydra.run.dir")
         if changed:
             raise ResumeError(f"{run_dir} holds a different search; changed: {'; '.join(changed[:4])}"
                               + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")
@@ -191,11 +206,15 @@ def tune(tune: TuneConfig, run_dir: Path, listener: Optional[Any] = None) -> Sea
     distributed.check_environment()
     bundle = preflight(tune.run)
     check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.make_dir(run_dir)
     if distributed.role() == "worker":  # a declared worker of a search: it shares the chief's folder
         return _work(tune, run_dir, bundle)
-    with rundir.run_lock(run_dir):
-        return _tune_locked(tune, run_dir, bundle, listener)
+    with rundir.run_lock(run_dir), registry.record("tune", run_dir, tune.run.name, search_hash(tune),
+                                                   tune.search.seed, refused=(ResumeError,)) as entry:
+        result = _tune_locked(tune, run_dir, bundle, listener)
+        best = result.best or {}
+        entry.finish(result.status, (best["objective"], best["value"]) if best else None, result.message or None)
+        return result
 
 
 def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any]) -> SearchResult:
