@@ -219,7 +219,7 @@ def tune(tune: TuneConfig, run_dir: Path, listener: Optional[Any] = None) -> Sea
 
 def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any]) -> SearchResult:
     from dlrun.display import console
-    from dlrun.training import setup_runtime, write_run_info
+    from dlrun.training import write_run_info
 
     resuming = prepare_folder(run_dir, tune)
     write_run_info(run_dir, tune.run)
@@ -235,10 +235,14 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
     if tune.search.workers or distributed.role() == "chief":
         chief = _launch(tune, run_dir)  # the workers start up while this process builds the oracle
     try:
-        return _search(tune, run_dir, bundle, listener, chief)
-    finally:
+        result = _search(tune, run_dir, bundle, listener, chief)
+    except BaseException:
         if chief is not None:
-            chief.stop(grace=0)  # a no-op after a finished search; otherwise no worker outlives the chief
+            chief.stop(grace=0)  # no worker outlives a failed or interrupted chief
+        raise
+    if chief is not None:
+        chief.stop()  # the workers were told to exit while the best trial was refit
+    return result
 
 
 def _search(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any],
@@ -355,10 +359,11 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
     oracle.verbose = 0  # the live view reports trials; keras-tuner would print its own blocks
     chief.start(oracle)
     seen = set(oracle.end_order)  # ended before a resume: reported already
-    status, message, interrupted = "completed", "", False
+    status, message, left_cleanly = "completed", "", False
     try:
         while True:
             chief.fail_dead_workers_trials()
+            finished = chief.finished  # before reading what ended, so that the last trials are reported
             ended = [t for t in list(oracle.end_order) if t not in seen]
             running = {t.trial_id: (tuner_id, dict(t.hyperparameters.values))
                        for tuner_id, t in list(oracle.ongoing_trials.items())}
@@ -373,7 +378,7 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
                     last = frame[frame["trial"].astype(str) == str(int(ended[-1]))].iloc[0]
                     status, message = "stopped", _stopped_message(tune, last.get("failure_reason"))
                     break
-            if chief.finished:
+            if finished:
                 break
             if chief.all_workers_gone() and distributed.role() != "chief":
                 status = "stopped"
@@ -381,11 +386,10 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
                            f"{run_dir / 'workers'}")
                 break
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
+        left_cleanly = True
     finally:
-        chief.stop(grace=0 if interrupted or status != "completed" else distributed.STOP_GRACE_S)
+        if not left_cleanly or status != "completed":
+            chief.stop(grace=0)  # stop the workers' running trials now
     return status, message
 
 
