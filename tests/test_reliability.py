@@ -102,6 +102,13 @@ def test_ctrl_c_during_train_records_an_interrupted_run(tmp_path: Path, monkeypa
     assert entry["status"] == "interrupted" and entry["run_dir"] == str(run_dir.resolve())
 
 
+def _status_is(trial_json: Path, status: str) -> bool:
+    try:
+        return json.loads(trial_json.read_text())["status"] == status
+    except (OSError, ValueError, KeyError):  # not there yet, or being written
+        return False
+
+
 def test_ctrl_c_during_tune_keeps_finished_trials_and_resumes(tmp_path: Path, monkeypatch) -> None:
     _registry(tmp_path, monkeypatch)
     run_dir = tmp_path / "search"
@@ -110,10 +117,11 @@ def test_ctrl_c_during_tune_keeps_finished_trials_and_resumes(tmp_path: Path, mo
     proc = subprocess.Popen([DLRUN, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     table = run_dir / "trials.csv"
+    second = run_dir / "tuner" / "search" / "trial_1" / "trial.json"  # keras-tuner's record of trial 1
     deadline = time.time() + 240
-    while time.time() < deadline and not (table.exists() and len(pd.read_csv(table)) >= 1):
+    while time.time() < deadline and not _status_is(second, "RUNNING"):  # trial 0 done, trial 1 started
         time.sleep(0.1)
-    time.sleep(0.5)  # the second trial is training now
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
