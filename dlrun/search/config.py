@@ -3,7 +3,7 @@ settings, the space, and the composed node of every group option the space
 chooses between. Built before TensorFlow is imported."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -26,9 +26,6 @@ class TuneConfig:
     search: SearchBase
     space: Space
     group_nodes: Dict[str, Dict[str, DictConfig]]  # group -> option -> composed node
-    overrides: List[str] = field(default_factory=list)    # as given: local workers re-run them
-    config_dirs: List[str] = field(default_factory=list)  # the user's --config-dir folders
-    config_name: str = "tune"
 
     @property
     def direction(self) -> str:
@@ -88,8 +85,7 @@ def validate_tune(cfg: DictConfig, overrides: Sequence[str] = (), extra_dirs: Se
             options = param.values if param.type == "Choice" else [param.value]
             group_nodes[param.key] = {option: _group_node(config_name, tuple(overrides), tuple(extra_dirs),
                                                           param.key, option) for option in options}
-    tune = TuneConfig(run=run, base=cfg, search=search, space=space, group_nodes=group_nodes,
-                      overrides=list(overrides), config_dirs=list(extra_dirs), config_name=config_name)
+    tune = TuneConfig(run=run, base=cfg, search=search, space=space, group_nodes=group_nodes)
     for param in space.params:  # every entry must land on a real key with an allowed value
         values = {parent: vals[0] for parent, vals in param.when.items()}
         values[param.key] = _sample(param)

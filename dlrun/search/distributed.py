@@ -7,9 +7,9 @@ other id is a worker that asks it for trials. dlrun keeps that contract, so a
 worker on another machine is the same `dlrun tune` command with those variables
 set. What dlrun adds around it:
 
-- `search.workers=N` starts N local workers (this same command, re-run as
-  `python -m dlrun.cli tune ...`), splits the CPU threads between them and shuts
-  every one down on success, failure or Ctrl-C;
+- `search.workers=N` starts N local workers (`python -m dlrun.search.worker`, handed
+  the chief's validated search and prepared data), splits the CPU threads between
+  them and shuts every one down on success, failure or Ctrl-C;
 - the chief serves keras-tuner's own `OracleServicer` but owns the server's
   lifetime (keras-tuner's `start_server` polls for the end every 20 s, and a
   failure limit reached inside the servicer would kill the worker that reported it);
@@ -30,11 +30,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 ENV_CHIEF_PID = "DLRUN_CHIEF_PID"  # set on local workers: they exit when this process is gone
 FAILURE_FILE = "failure.txt"       # beside keras-tuner's trial.json: why the trial failed
+WORKER_DIR = "workers"             # in the run folder: the local workers' logs and the state they start from
+WORKER_STATE = "search.pkl"        # the chief's TuneConfig and DataBundle, pickled for its local workers
 STOP_GRACE_S = 20.0                # how long finished workers get to exit before they are terminated
 
 
@@ -134,9 +136,10 @@ class Chief:
         """The oracle has handed out its last trial and every trial has ended."""
         return bool(self.servicer and self.servicer.stop_triggered) and not self.oracle.ongoing_trials
 
-    def spawn(self, count: int, argv: Sequence[str], log_dir: Path, threads: int) -> None:
-        """Start `count` local workers: this same search, re-run with keras-tuner's worker environment."""
-        log_dir.mkdir(parents=True, exist_ok=True)
+    def spawn(self, count: int, state: Path, threads: int) -> None:
+        """Start `count` local workers on the search pickled in `state`, with keras-tuner's
+        worker environment; each logs to tunerK.log beside `state`."""
+        log_dir = state.parent
         connect = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         for i in range(count):
             tuner_id = f"tuner{len(self.workers)}"
@@ -146,7 +149,7 @@ class Chief:
             log = log_dir / f"{tuner_id}.log"
             with open(log, "ab") as fh:
                 # A session of its own: Ctrl-C reaches the chief only, which then stops the workers in order.
-                process = subprocess.Popen([sys.executable, "-m", "dlrun.cli", "tune", *argv], env=env,
+                process = subprocess.Popen([sys.executable, "-m", "dlrun.search.worker", str(state), str(threads)], env=env,
                                            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                                            start_new_session=True)
             self.workers.append(Worker(tuner_id, process, log))
@@ -194,22 +197,6 @@ class Chief:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.process.wait()
-
-
-def worker_argv(overrides: Sequence[str], config_dirs: Sequence[str], config_name: Optional[str],
-                run_dir: Path, threads: int) -> List[str]:
-    """The `dlrun tune` arguments of a local worker: the chief's own overrides, its run
-    folder (so that Hyperband finds the checkpoints of earlier trials) with nothing of
-    Hydra's written there, quiet output, and its share of the CPU threads."""
-    own = ("trainer.threads=", "trainer.verbose=", "hydra.run.dir=", "hydra.output_subdir=")
-    argv: List[str] = []
-    for folder in config_dirs:
-        argv += ["--config-dir", str(folder)]
-    if config_name:
-        argv += ["--config-name", config_name]
-    argv += [o for o in overrides if not o.lstrip("+~").startswith(own)]
-    return argv + [f"hydra.run.dir={run_dir}", "hydra.output_subdir=null", "trainer.verbose=0",
-                   f"trainer.threads={threads}"]
 
 
 # ---------------------------------------------------------------- a worker

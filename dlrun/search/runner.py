@@ -208,7 +208,7 @@ def tune(tune: TuneConfig, run_dir: Path, listener: Optional[Any] = None) -> Sea
     check_objective(tune.search, metric_names(tune.run, bundle.meta.task))
     rundir.make_dir(run_dir)
     if distributed.role() == "worker":  # a declared worker of a search: it shares the chief's folder
-        return _work(tune, run_dir, bundle)
+        return work(tune, run_dir, bundle)
     with rundir.run_lock(run_dir), registry.record("tune", run_dir, tune.run.name, search_hash(tune),
                                                    tune.search.seed, refused=(ResumeError,)) as entry:
         result = _tune_locked(tune, run_dir, bundle, listener)
@@ -233,7 +233,7 @@ def _tune_locked(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optiona
               soft_wrap=True)
     chief = None
     if tune.search.workers or distributed.role() == "chief":
-        chief = _launch(tune, run_dir)  # the workers start up while this process builds the oracle
+        chief = _launch(tune, run_dir, bundle)  # the workers start up while this process builds the oracle
     try:
         result = _search(tune, run_dir, bundle, listener, chief)
     except BaseException:
@@ -327,8 +327,11 @@ def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[
         listener(row)
 
 
-def _launch(tune: TuneConfig, run_dir: Path) -> distributed.Chief:
-    """Choose the chief's address and start the local workers (search.workers)."""
+def _launch(tune: TuneConfig, run_dir: Path, bundle: Any) -> distributed.Chief:
+    """Choose the chief's address and start the local workers (search.workers), handing
+    them this validated search and its prepared data."""
+    import pickle
+
     from dlrun.display import console
 
     if distributed.role() == "chief":
@@ -339,10 +342,12 @@ def _launch(tune: TuneConfig, run_dir: Path) -> distributed.Chief:
     workers = tune.search.workers
     threads = distributed.threads_per_worker(workers) if workers else 0
     if workers:
-        argv = distributed.worker_argv(tune.overrides, tune.config_dirs, tune.config_name, run_dir, threads)
-        chief.spawn(workers, argv, run_dir / "workers", threads)
+        state = run_dir / distributed.WORKER_DIR / distributed.WORKER_STATE
+        with rundir.atomic_path(state) as tmp:
+            tmp.write_bytes(pickle.dumps((tune, bundle), protocol=pickle.HIGHEST_PROTOCOL))
+        chief.spawn(workers, state, threads)
     console().print(f"{distributed.describe(workers, host, port)}"
-                    + (f"; {threads} thread(s) each, logs in {run_dir / 'workers'}" if workers else ""),
+                    + (f"; {threads} thread(s) each, logs in {run_dir / distributed.WORKER_DIR}" if workers else ""),
                     soft_wrap=True)
     return chief
 
@@ -383,7 +388,7 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
             if chief.all_workers_gone() and distributed.role() != "chief":
                 status = "stopped"
                 message = (f"search stopped: every worker exited before the search ended; see the logs in "
-                           f"{run_dir / 'workers'}")
+                           f"{run_dir / distributed.WORKER_DIR}")
                 break
             time.sleep(0.2)
         left_cleanly = True
@@ -393,17 +398,17 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
     return status, message
 
 
-def _work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
+def work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
     """A worker of a distributed search: ask the chief for trials and train them with the
     same hypermodel as an in-process search; the chief writes every table."""
     from dlrun.display import console
-    from dlrun.search.display import values_text
-    from dlrun.search.hypermodel import DlrunHyperModel
-    from dlrun.search.tuners import make_tuner
     from dlrun.training import setup_runtime
 
     distributed.watch_chief()
-    setup_runtime(tune.run.trainer)
+    setup_runtime(tune.run.trainer)  # first: TensorFlow is imported quietly, with this worker's threads
+    from dlrun.search.display import values_text
+    from dlrun.search.hypermodel import DlrunHyperModel
+    from dlrun.search.tuners import make_tuner
     out = console()
     me = os.environ.get(distributed.ENV_ID, "worker")
     trials_dir = run_dir / TUNER_DIR / PROJECT
