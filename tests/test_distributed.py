@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from dlrun.search import distributed
 from tests.helpers import dlrun, resume_completes
@@ -115,3 +116,22 @@ def test_a_worker_killed_mid_trial_fails_that_trial_only(tmp_path: Path) -> None
     assert len(dead) == 1 and "worker tuner0 exited with code -9" in dead["failure_reason"].iloc[0]
     assert (trials["status"] == "completed").sum() == 5  # the other worker ran the rest
     assert not processes_of(tmp_path)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("search.workers=-1", r"search.workers=-1: must be >= 0"),
+    ("search.worker_threads=-2", r"search.worker_threads=-2: must be >= 0"),
+    ("search.port=70000", r"search.port=70000: must be in \[0, 65535\]"),
+])
+def test_bad_distributed_settings_are_refused(override: str, message: str) -> None:
+    from dlrun.errors import ConfigError
+    from tests.test_tune import tune_config
+
+    with pytest.raises(ConfigError, match=message):
+        tune_config(*SEARCH, override)
+
+
+def test_worker_threads_setting_reaches_the_workers(tmp_path: Path) -> None:
+    result = run_tune(tmp_path, *SEARCH, "search.max_trials=1", "search.workers=1", "search.worker_threads=3")
+    assert result.status == "completed"
+    assert "tuner0: ready, 3 CPU thread(s)" in (tmp_path / "workers" / "tuner0.log").read_text()

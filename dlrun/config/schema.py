@@ -454,11 +454,13 @@ class SearchBase:
     overwrite: bool = False            # true: start afresh instead of resuming in the same folder
     refit: bool = True                 # refit the best config on train+validation, score on test
     workers: int = 0                   # >0: this many worker processes (keras-tuner's distributed mode)
+    worker_threads: int = 0            # CPU threads per local worker (0: the cores split between them)
     host: str = "127.0.0.1"            # address the chief oracle listens on (0.0.0.0: other machines too)
     port: int = 0                      # the chief oracle's port (0: a free one)
 
     def __post_init__(self) -> None:
         check(self.workers >= 0, "workers", self.workers, "must be >= 0 (0: trials run in this process)")
+        check(self.worker_threads >= 0, "worker_threads", self.worker_threads, "must be >= 0 (0: split the cores)")
         check(bool(self.host.strip()), "host", self.host, "must be an address, e.g. 127.0.0.1 or 0.0.0.0")
         check(0 <= self.port <= 65535, "port", self.port, "must be in [0, 65535] (0: a free port)")
         if self.max_trials is not None:

@@ -34,7 +34,7 @@ TRIAL_FORMATS = ("csv", "md", "parquet")
 STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running",
           "IDLE": "pending", "STOPPED": "stopped"}
 EXTRA_METRICS = ("best_epoch", "epochs_run", "params", "duration_s")
-RUN_SETTINGS = ("overwrite", "refit", "workers", "host", "port")
+RUN_SETTINGS = ("overwrite", "refit", "workers", "worker_threads", "host", "port")
 
 
 class ResumeError(DlrunError):
@@ -340,7 +340,7 @@ def _launch(tune: TuneConfig, run_dir: Path, bundle: Any) -> distributed.Chief:
         host, port = tune.search.host, tune.search.port or distributed.free_port(tune.search.host)
     chief = distributed.Chief(host, port)
     workers = tune.search.workers
-    threads = distributed.threads_per_worker(workers) if workers else 0
+    threads = (tune.search.worker_threads or distributed.threads_per_worker(workers)) if workers else 0
     if workers:
         state = run_dir / distributed.WORKER_DIR / distributed.WORKER_STATE
         with rundir.atomic_path(state) as tmp:
@@ -411,6 +411,7 @@ def work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
     from dlrun.search.tuners import make_tuner
     out = console()
     me = os.environ.get(distributed.ENV_ID, "worker")
+    out.print(f"{me}: ready, {tune.run.trainer.threads or 'all'} CPU thread(s); asking the chief for trials")
     trials_dir = run_dir / TUNER_DIR / PROJECT
     count = {"trials": 0}
 
