@@ -2,11 +2,13 @@
 run directory exists, so bad input never leaves a half-written result behind."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import TYPE_CHECKING, List, Tuple
 
 from dlrun.config.schema import BINARY_LOSSES, MULTICLASS_LOSSES, REGRESSION_LOSSES, RunConfig
-from dlrun.data import DataBundle, build_data
 from dlrun.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dlrun.data import DataBundle
 
 LOSSES_BY_TASK = {
     "regression": REGRESSION_LOSSES,
@@ -54,7 +56,7 @@ def metric_names(run: RunConfig, task: str) -> List[str]:
     return list(dict.fromkeys(names))
 
 
-def check_trainer(run: RunConfig, bundle: DataBundle) -> List[str]:
+def check_trainer(run: RunConfig, bundle: "DataBundle") -> List[str]:
     n_train = bundle.meta.rows["train"]
     bs = run.trainer.batch_size
     if bs != "full" and bs > n_train:
@@ -68,14 +70,20 @@ def check_trainer(run: RunConfig, bundle: DataBundle) -> List[str]:
     return notes
 
 
-def preflight(run: RunConfig) -> DataBundle:
+def preflight(run: RunConfig) -> "DataBundle":
     """Load and prepare the data, then check what depends on it. Raises DataError/ConfigError."""
     return checked(run)[0]
 
 
-def checked(run: RunConfig) -> Tuple[DataBundle, List[str]]:
+def checked(run: RunConfig) -> Tuple["DataBundle", List[str]]:
     """The prepared data and warnings worth showing (values that are allowed but
     probably not what was meant). Raises DataError/ConfigError."""
+    if run.data.name == "csv" and run.data.path:
+        from dlrun.data.paths import check_table_path
+
+        check_table_path(run.data.path)  # before pandas is imported: a typo answers at once
+    from dlrun.data import build_data
+
     bundle = build_data(run.data, image=uses_images(run))
     check_loss_fits(run, bundle.meta.task)
     check_metrics(run, bundle.meta.task)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from dlrun.config.schema import DataConfig
-from dlrun.data import build_data, prepare
+from dlrun.data import build_data
+from dlrun.data.prepare import prepare
 from dlrun.data.sources import load_frame
 from dlrun.errors import DataError
 

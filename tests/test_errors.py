@@ -165,3 +165,15 @@ def test_config_refusals_happen_before_tensorflow_is_imported(tmp_path: Path) ->
                                        capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     assert "allowed_imports does not list" in out.stderr
+
+
+def test_missing_data_file_is_reported_before_pandas_is_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dlrun.cli import main\n"
+            "rc = main(['check', 'data=csv', 'data.path=nope.csv', 'data.target=y'])\n"
+            "print(rc, 'pandas' in sys.modules, 'tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False", "False"], out.stderr
+    assert "data.path=nope.csv" in out.stderr and "file not found" in out.stderr

@@ -11,9 +11,9 @@ from typing import Callable, Dict, Tuple
 import pandas as pd
 
 from dlrun.config.schema import DataConfig
+from dlrun.data.paths import TABLE_SUFFIXES, check_table_path
 from dlrun.errors import DataError, closest
 
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def _sklearn(loader_name: str, task: str) -> Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]:
@@ -39,18 +39,9 @@ SOURCES: Dict[str, Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]] = {
 
 def read_table(path_text: str) -> pd.DataFrame:
     """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can fail."""
-    path = Path(path_text).expanduser()
+    path = check_table_path(path_text)
     shown = f"{path_text}" if str(path.resolve()) == path_text else f"{path_text} (resolved: {path.resolve()})"
-    if not path.exists():
-        raise DataError(f"data.path={shown}: file not found")
-    if path.is_dir():
-        raise DataError(f"data.path={shown}: is a directory; expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(f"data.path={shown}: the file is empty")
-    kind = TABLE_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"data.path={shown}: unsupported file type '{path.suffix}'; "
-                        f"expected one of {', '.join(sorted(TABLE_SUFFIXES))}")
+    kind = TABLE_SUFFIXES[path.suffix.lower()]
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)

@@ -1,0 +1,26 @@
+"""Checks of a data file's path that need no pandas, so that the commonest data
+errors (a typo in data.path) are reported before any heavy import."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlrun.errors import DataError
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def check_table_path(path_text: str) -> Path:
+    """The file `data.path` names, or one clear DataError: missing, a directory, empty,
+    or not a table format dlrun reads."""
+    path = Path(path_text).expanduser()
+    shown = f"{path_text}" if str(path.resolve()) == path_text else f"{path_text} (resolved: {path.resolve()})"
+    if not path.exists():
+        raise DataError(f"data.path={shown}: file not found")
+    if path.is_dir():
+        raise DataError(f"data.path={shown}: is a directory; expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"data.path={shown}: the file is empty")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(f"data.path={shown}: unsupported file type '{path.suffix}'; "
+                        f"expected one of {', '.join(sorted(TABLE_SUFFIXES))}")
+    return path
