@@ -5,14 +5,22 @@ Reports trials per minute of the whole command (start-up included) and of the se
 itself (`search_time_s`: from the oracle's start to the last trial, workers' start-up
 included), and the ratio of N workers to one. Target: 2 workers on 2 cores >= 1.6x one.
 
-    python benchmarks/bench_parallel.py [--trials 16] [--epochs 60] [--workers 2] [--repeats 1]
+A control measures what the machine itself allows: the mean trial duration of a
+one-thread search alone, and of two such searches started at once as independent
+processes (no dlrun distribution involved). 2 x alone / together is the most that
+two workers can gain on this machine.
+
+    python benchmarks/bench_parallel.py [--trials 16] [--epochs 20] [--workers 2] [--repeats 1]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import tempfile
 from pathlib import Path
+
+import pandas as pd
 
 from common import DLRUN, median, timed
 
@@ -29,10 +37,27 @@ def run(trials: int, epochs: int, settings: list) -> tuple:
     return wall, summary["search_time_s"], summary["completed"]
 
 
+def control(trials: int, epochs: int) -> tuple:
+    """(mean trial seconds of one one-thread search alone, of two run at once)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def cmd(name: str) -> list:
+            return [DLRUN, "tune", *SEARCH, f"search.max_trials={trials}", f"trainer.epochs={epochs}",
+                    "trainer.threads=1", f"hydra.run.dir={tmp}/{name}"]
+
+        def durations(name: str) -> float:
+            return float(pd.read_csv(f"{tmp}/{name}/trials.csv")["duration_s"].mean())
+
+        timed(cmd("alone"))
+        both = [subprocess.Popen(cmd(name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for name in ("a", "b")]
+        assert all(p.wait() == 0 for p in both)
+        return durations("alone"), (durations("a") + durations("b")) / 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
@@ -65,6 +90,10 @@ def main() -> None:
 
     print(f"\n{args.workers} workers, trials per minute against: one process {ratios(local)}; one worker on all "
           f"cores {ratios(one)}; **one worker on one thread {ratios(single)}** (target: at least 1.6x).\n")
+    alone, together = control(max(2, args.trials // 2), args.epochs)
+    print(f"Control (no dlrun distribution): a one-thread search's trials take {alone:.2f} s alone and "
+          f"{together:.2f} s while a second one runs in another process, so two processes can gain at most "
+          f"**{2 * alone / together:.2f}x** on this machine.\n")
 
 
 if __name__ == "__main__":

@@ -387,7 +387,7 @@ class NoiseConfig:
 @dataclass
 class EarlyStoppingConfig:
     monitor: str = "val_loss"          # metric watched
-    patience: int = 20                 # epochs without improvement before stopping
+    patience: int = 10                 # epochs without improvement before stopping (as MLPClassifier)
     min_delta: float = 0.0             # smallest change that counts as improvement
     restore_best_weights: bool = True  # end with the best epoch's weights
 
