@@ -135,3 +135,27 @@ def test_worker_threads_setting_reaches_the_workers(tmp_path: Path) -> None:
     result = run_tune(tmp_path, *SEARCH, "search.max_trials=1", "search.workers=1", "search.worker_threads=3")
     assert result.status == "completed"
     assert "tuner0: ready, 3 CPU thread(s)" in (tmp_path / "workers" / "tuner0.log").read_text()
+
+
+def test_a_worker_started_by_hand_joins_a_chief(tmp_path: Path, monkeypatch) -> None:
+    """The multi-machine recipe of the README, on loopback: the chief is `dlrun tune` with
+    KERASTUNER_TUNER_ID=chief, the worker the same command with its own id."""
+    port = distributed.free_port("127.0.0.1")
+    args = [*SEARCH, "search.max_trials=3"]
+    env = {distributed.ENV_IP: "127.0.0.1", distributed.ENV_PORT: str(port)}
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("dlrun")), "tune", *args,
+                               f"hydra.run.dir={tmp_path / 'elsewhere'}"], cwd=tmp_path,
+                              env={**os.environ, **env, distributed.ENV_ID: "tuner9"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for name, value in {**env, distributed.ENV_ID: "chief"}.items():
+            monkeypatch.setenv(name, value)
+        result = run_tune(tmp_path / "chief", *args)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        worker.kill()
+    assert result.status == "completed" and len(result.trials) == 3
+    assert set(result.trials["status"]) == {"completed"}
+    assert worker.returncode == 0, err
+    assert "tuner9: the chief has no more trials; this worker ran 3" in out
+    assert not (tmp_path / "elsewhere" / "trials.csv").exists()  # the chief writes the tables

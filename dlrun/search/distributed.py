@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 ENV_CHIEF_PID = "DLRUN_CHIEF_PID"  # set on local workers: they exit when this process is gone
@@ -224,7 +224,3 @@ def describe(workers: int, host: str, port: int) -> str:
     local = f"{workers} local worker{'s' if workers != 1 else ''}" if workers else "no local workers"
     return (f"chief oracle on {where}, {local}; more workers: {ENV_ID}=tunerN {ENV_IP}=<this host> "
             f"{ENV_PORT}={port} dlrun tune <same overrides>")
-
-
-def environment_summary() -> Dict[str, str]:
-    return {k: os.environ[k] for k in (ENV_ID, ENV_IP, ENV_PORT) if k in os.environ}
