@@ -40,6 +40,7 @@ def test_two_workers_run_one_search_into_one_table(tmp_path: Path) -> None:
     assert trials["val_loss"].notna().all() and trials["params"].gt(0).all()
     logs = sorted((tmp_path / "workers").glob("tuner*.log"))
     assert [p.name for p in logs] == ["tuner0.log", "tuner1.log"]
+    assert not (tmp_path / "workers" / distributed.WORKER_STATE).exists()  # removed with the workers
     ran = sum(log.read_text().count(" completed") for log in logs)
     assert ran == 4  # every trial was trained by a worker, none twice
     assert not processes_of(tmp_path)  # every worker is gone

@@ -110,6 +110,7 @@ class Chief:
     server: Any = None
     servicer: Any = None
     workers: List[Worker] = field(default_factory=list)
+    state: Optional[Path] = None  # the pickled search the local workers start from
 
     def start(self, oracle: Any) -> "Chief":
         import grpc
@@ -139,7 +140,7 @@ class Chief:
     def spawn(self, count: int, state: Path, threads: int) -> None:
         """Start `count` local workers on the search pickled in `state`, with keras-tuner's
         worker environment; each logs to tunerK.log beside `state`."""
-        log_dir = state.parent
+        log_dir, self.state = state.parent, state
         connect = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         for i in range(count):
             tuner_id = f"tuner{len(self.workers)}"
@@ -181,6 +182,8 @@ class Chief:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         self.terminate_workers()
+        if self.state is not None:  # a copy of the data: not worth keeping once no worker needs it
+            self.state.unlink(missing_ok=True)
         if self.server is not None:
             self.server.stop(grace=1).wait(2)
             self.server = None
