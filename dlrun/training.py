@@ -249,14 +249,21 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
     if recorder.diverged_epoch is not None:
         status, reason = "failed", f"loss became NaN/inf at epoch {recorder.diverged_epoch}"
 
-    final = evaluate(model, data) if status != "interrupted" else {}
+    final: Dict[str, Dict[str, float]] = {}
+    try:
+        if status != "interrupted":
+            final = evaluate(model, data)
+        if not history.empty:
+            write_table(history, run_dir / "history")
+            learning_curves(history, run_dir / "learning_curves.png", title=title)
+        if run.trainer.save_model and status == "completed":
+            with rundir.atomic_path(run_dir / "model.keras") as tmp:
+                model.save(tmp)
+    except KeyboardInterrupt:  # after training: still leave the history and a metrics.json that says so
+        status, reason = "interrupted", "stopped by the user (Ctrl-C) while the run's results were written"
+        if not history.empty and not (run_dir / "history.csv").exists():
+            write_table(history, run_dir / "history")
     metrics = _summary(run, bundle, history, final, status, reason, fit_time, started, model, info)
-    if not history.empty:
-        write_table(history, run_dir / "history")
-        learning_curves(history, run_dir / "learning_curves.png", title=title)
-    if run.trainer.save_model and status == "completed":
-        with rundir.atomic_path(run_dir / "model.keras") as tmp:
-            model.save(tmp)
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
     rundir.write_json(run_dir / "metrics.json", metrics)
     if status == "interrupted":

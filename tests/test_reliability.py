@@ -219,3 +219,19 @@ def test_resume_with_other_library_versions_is_refused(tmp_path: Path, monkeypat
         run_tune(run_dir, *SMALL, "search.max_trials=1", "search.refit=false")
     assert len(registry.entries()) == 1  # the refused resume ran nothing: not registered
     assert home.is_dir()
+
+
+def test_ctrl_c_after_training_still_leaves_history_and_metrics(tmp_path: Path, monkeypatch) -> None:
+    import dlrun.training as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "evaluate", interrupted)  # Ctrl-C while the splits are scored
+    with pytest.raises(KeyboardInterrupt):
+        train(make_run("trainer.epochs=2"), tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and "Ctrl-C" in metrics["failure_reason"]
+    assert metrics["epochs_run"] == 2
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 2
+    assert not (tmp_path / "model.keras").exists()
