@@ -9,11 +9,17 @@ from dlrun.errors import DataError
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
+def shown_path(path_text: str) -> str:
+    """data.path as the user wrote it, with the file it resolves to when that differs."""
+    resolved = str(Path(path_text).expanduser().resolve())
+    return path_text if resolved == path_text else f"{path_text} (resolved: {resolved})"
+
+
 def check_table_path(path_text: str) -> Path:
     """The file `data.path` names, or one clear DataError: missing, a directory, empty,
     or not a table format dlrun reads."""
     path = Path(path_text).expanduser()
-    shown = f"{path_text}" if str(path.resolve()) == path_text else f"{path_text} (resolved: {path.resolve()})"
+    shown = shown_path(path_text)
     if not path.exists():
         raise DataError(f"data.path={shown}: file not found")
     if path.is_dir():

@@ -11,7 +11,7 @@ from typing import Callable, Dict, Tuple
 import pandas as pd
 
 from dlrun.config.schema import DataConfig
-from dlrun.data.paths import TABLE_SUFFIXES, check_table_path
+from dlrun.data.paths import TABLE_SUFFIXES, check_table_path, shown_path
 from dlrun.errors import DataError, closest
 
 
@@ -40,7 +40,7 @@ SOURCES: Dict[str, Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]] = {
 def read_table(path_text: str) -> pd.DataFrame:
     """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can fail."""
     path = check_table_path(path_text)
-    shown = f"{path_text}" if str(path.resolve()) == path_text else f"{path_text} (resolved: {path.resolve()})"
+    shown = shown_path(path_text)
     kind = TABLE_SUFFIXES[path.suffix.lower()]
     try:
         if kind == "parquet":

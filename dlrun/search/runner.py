@@ -317,9 +317,14 @@ def _failed_in_a_row(oracle: Any) -> int:
     return count
 
 
+def _row(frame: pd.DataFrame, trial_id: Any) -> pd.Series:
+    """The trials-table row of `trial_id` (keras-tuner's ids are zero-padded: '03')."""
+    return frame[frame["trial"].astype(str) == str(int(trial_id))].iloc[0]
+
+
 def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[Any]) -> None:
     """Show one ended trial in the live view (and hand its row to `listener`)."""
-    row = frame[frame["trial"].astype(str) == str(int(trial.trial_id))].iloc[0].to_dict()
+    row = _row(frame, trial.trial_id).to_dict()
     hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
     row["values"] = {k: row[k] for k in hp_keys if k in row}
     view.trial_end(row, int(frame["status"].isin(["completed", "failed"]).sum()))
@@ -380,8 +385,8 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
                     seen.add(trial_id)
                     report_trial(frame, oracle.trials[trial_id], view, listener)
                 if _failed_in_a_row(oracle) >= limit:
-                    last = frame[frame["trial"].astype(str) == str(int(ended[-1]))].iloc[0]
-                    status, message = "stopped", _stopped_message(tune, last.get("failure_reason"))
+                    reason = _row(frame, ended[-1]).get("failure_reason")
+                    status, message = "stopped", _stopped_message(tune, reason)
                     break
             if finished:
                 break
