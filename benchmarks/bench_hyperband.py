@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import DLRUN, timed
+from common import DLRUN, scratch, timed
 
 COMMON = ["space=units_lr", "search.objective=val_accuracy", "search.refit=false", "trainer.verbose=0",
           "regularization=none", "search.seed=0"]
@@ -50,4 +50,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():  # runs and registry entries: a temporary folder
+        main()

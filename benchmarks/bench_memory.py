@@ -15,6 +15,8 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import scratch  # noqa: E402
+
 
 def rss_mib() -> float:
     with open("/proc/self/status") as fh:
@@ -54,4 +56,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():  # runs and registry entries: a temporary folder
+        main()

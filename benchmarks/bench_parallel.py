@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import DLRUN, median, timed
+from common import DLRUN, median, scratch, timed
 
 SEARCH = ["space=units_lr", "search=random", "search.seed=0", "search.refit=false", "trainer.verbose=0",
           "regularization=none"]
@@ -97,4 +97,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():  # runs and registry entries: a temporary folder
+        main()

@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from common import DLRUN, HERE, PYTHON, median, timed
+from common import DLRUN, HERE, PYTHON, median, scratch, timed
 
 
 def dlrun_cmd(trials: int, epochs: int, out: Path) -> list:
@@ -52,4 +52,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():  # runs and registry entries: a temporary folder
+        main()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import DLRUN, HERE, PYTHON, median, timed
+from common import DLRUN, HERE, PYTHON, median, scratch, timed
 
 
 def dlrun_time_to_target(target: float) -> tuple:
@@ -72,4 +72,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with scratch():  # runs and registry entries: a temporary folder
+        main()

@@ -43,6 +43,9 @@ CONFIG_CASES = [
     (["model=cnn", "data=iris"], r"data.image_shape=\(missing\): model=cnn needs image data"),
     (["data=csv"], r"data.path=\(missing\)"),
     (["trainer.metrics=[auc]"], r"trainer.metrics='auc': not a multiclass metric"),
+    (["trainer.metrics=[acuracy]"], r"trainer.metrics='acuracy': one of .*top3_accuracy \(did you mean 'accuracy'\?\)$"),
+    (["data=breast_cancer", "trainer.metrics=[top3_accuracy]"],
+     r"trainer.metrics='top3_accuracy': not a binary metric; use auto or one of .* \(did you mean 'accuracy'\?\)$"),
     # configs may come from others: no import outside allowed_imports, no path in the name
     (["loss=custom", "loss.function=mypkg.losses.f"],
      r"loss.function='mypkg.losses.f': imports from 'mypkg', which allowed_imports does not list \(dlrun, keras\); "
@@ -177,3 +180,46 @@ def test_missing_data_file_is_reported_before_pandas_is_imported(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False", "False"], out.stderr
     assert "data.path=nope.csv" in out.stderr and "file not found" in out.stderr
+
+
+@pytest.mark.parametrize("args,key", [(["train"], "hydra.run.dir"), (["train", "-m", "optimizer=sgd,adam"], "hydra.sweep.dir")])
+def test_output_folder_that_cannot_be_created_is_one_line(tmp_path: Path, args, key) -> None:
+    out = dlrun([*args, f"{key}=/proc/nope/run"], tmp_path)  # /proc refuses new folders, root included
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"dlrun: error: {key}='/proc/nope/run': cannot create a folder in "
+                                               "/proc (No such file or directory); choose another output folder"]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root ignores permission bits (the /proc case covers it)")
+def test_output_folder_under_a_read_only_folder_is_refused(capsys, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        rc = main(["train", "trainer.verbose=0", f"hydra.run.dir={locked / 'a' / 'run'}"])
+    finally:
+        locked.chmod(0o755)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"hydra.run.dir='{locked / 'a' / 'run'}': cannot create a folder in {locked} (Permission denied)" in err
+    assert list(locked.iterdir()) == []
+
+
+def test_checking_that_a_folder_can_be_created_leaves_nothing_behind(tmp_path: Path) -> None:
+    from dlrun.results.rundir import uncreatable_dir
+
+    assert uncreatable_dir(tmp_path / "a" / "b" / "run") is None
+    assert uncreatable_dir(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metric_typo_is_caught_by_the_schema_before_any_data() -> None:
+    from dlrun.errors import ConfigError
+    from tests.helpers import make_run  # compose and validate only: no data is loaded
+
+    with pytest.raises(ConfigError, match=r"^trainer.metrics='precison': one of .* \(did you mean 'precision'\?\)$"):
+        make_run("trainer.metrics=[auto,precison]")
+    assert make_run("trainer.metrics=[auto,f1,pr_auc,r2]").trainer.metrics == ["auto", "f1", "pr_auc", "r2"]

@@ -173,7 +173,9 @@ BAD_TUNE = [
      r"space.optimizer.lr=0.1: cannot be applied: optimizer.lr: unknown key"),
     (["space=units_lr", "space.model.units.type=Integer"], r"space.model.units.type='Integer'.*did you mean 'Int'"),
     (["search.objective=val_auc"], r"search.objective='val_auc': is never produced"),
-    (["search.objective=f1_score"], r"search.direction=min or max"),
+    (["search.objective=f1_score"], r"search.objective='f1_score': is never produced"),
+    # a typo is an unknown name with a suggestion, not an unknown direction
+    (["search.objective=val_acuracy"], r"search.objective='val_acuracy': is never produced.*did you mean 'val_accuracy'"),
     (["search=hyperband", "search.max_trials=5"], r"hyperband sizes itself"),
     (["search.max_trials=0"], r"search.max_trials=0: must be > 0"),
     (["search.seed=-1"], r"search.seed=-1: must be >= 0"),
@@ -190,6 +192,29 @@ def test_bad_search_config_is_refused_before_anything_runs(capsys, tmp_path: Pat
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2 and len(lines) == 1, err
     assert __import__("re").search(message, lines[0]), lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_real_objective_with_no_direction_hint_needs_search_direction() -> None:
+    from dlrun.config.schema import SearchBase
+    from dlrun.search.config import check_objective
+
+    with pytest.raises(ConfigError, match=r"search.direction='auto': cannot tell whether 'val_kappa'.*min or max"):
+        check_objective(SearchBase(objective="val_kappa"), ["kappa"])
+    check_objective(SearchBase(objective="val_kappa", direction="max"), ["kappa"])
+    with pytest.raises(ConfigError, match=r"'val_kapa': is never produced.*did you mean 'val_kappa'"):
+        check_objective(SearchBase(objective="val_kapa"), ["kappa"])
+
+
+def test_cli_checks_the_direction_before_any_run_folder(capsys, monkeypatch, tmp_path: Path) -> None:
+    from dlrun.cli import main
+    from dlrun.search import config
+
+    monkeypatch.setattr(config, "MAXIMIZE_HINTS", ())  # val_accuracy: real, but no longer a hint
+    rc = main(["tune", "search.objective=val_accuracy", *FAST, f"hydra.run.dir={tmp_path / 'run'}"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1, lines
+    assert "search.direction='auto': cannot tell whether 'val_accuracy'" in lines[0]
     assert not (tmp_path / "run").exists()
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import Iterable, List, Tuple, Union
 
+import numpy as np
 import pandas as pd
 
 from dlrun.results.rundir import atomic_path
@@ -31,6 +32,18 @@ def _save(fig, path: Union[str, Path]) -> Path:
     return path
 
 
+LOG_SPAN = 50.0  # a panel whose values are all positive and span more than this factor gets a log y-axis
+
+
+def log_scale_fits(*curves: Iterable[float]) -> bool:
+    """Whether a panel's curves (train and validation together) read better on a log
+    y-axis: every finite value positive and the largest over LOG_SPAN times the smallest
+    (a loss falling by orders of magnitude looks flat after epoch 1 on a linear axis)."""
+    values = np.concatenate([np.asarray(list(c), dtype=float).ravel() for c in curves] or [np.empty(0)])
+    values = values[np.isfinite(values)]
+    return bool(values.size and values.min() > 0 and values.max() / values.min() > LOG_SPAN)
+
+
 def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = "") -> Path:
     """Train and validation curves per metric (one panel each), plus the learning rate."""
     plt = _pyplot()
@@ -43,6 +56,8 @@ def learning_curves(history: pd.DataFrame, path: Union[str, Path], title: str = 
         ax.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], label="validation")
+        if log_scale_fits(*(history[c] for c in (name, f"val_{name}") if c in history)):
+            ax.set_yscale("log")
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

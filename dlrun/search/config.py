@@ -16,7 +16,7 @@ from dlrun.errors import ConfigError, one_of
 from dlrun.search.space import Param, Space, apply, grid_size, parse_space
 
 MINIMIZE_HINTS = ("loss", "error", "mae", "mse", "rmse", "mape")
-MAXIMIZE_HINTS = ("accuracy", "auc", "precision", "recall", "r2")
+MAXIMIZE_HINTS = ("accuracy", "auc", "precision", "recall", "r2", "f1")
 
 
 @dataclass
@@ -28,7 +28,7 @@ class TuneConfig:
     group_nodes: Dict[str, Dict[str, DictConfig]]  # group -> option -> composed node
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> str:  # checked by check_objective before anything runs
         return resolve_direction(self.search)
 
     def trial_config(self, values: Dict[str, Any]) -> RunConfig:
@@ -48,6 +48,7 @@ def planned_trials(tune: TuneConfig) -> Optional[int]:
 
 
 def resolve_direction(search: SearchBase) -> str:
+    """'min' or 'max': search.direction, or for 'auto' what the objective's name says."""
     if search.direction != "auto":
         return search.direction
     name = search.objective.lower()
@@ -78,7 +79,7 @@ def validate_tune(cfg: DictConfig, overrides: Sequence[str] = (), extra_dirs: Se
     node = cfg.get("space")
     space_node = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     space = parse_space(space_node, group_options(extra_dirs), search.name)
-    resolve_direction(search)
+    # the objective and its direction need the data's task: check_objective (preflight)
     group_nodes: Dict[str, Dict[str, DictConfig]] = {}
     for param in space.params:
         if param.is_group:
@@ -106,10 +107,14 @@ def objective_names(metrics: List[str]) -> List[str]:
 
 
 def check_objective(search: SearchBase, metrics: List[str]) -> None:
+    """The objective must be a name the model produces (a typo gets a suggestion), and
+    then its direction must be known: a real name first, so that a typo is not
+    reported as an unknown direction."""
     allowed = objective_names(metrics)
     if search.objective not in allowed:
         raise ConfigError("search.objective", search.objective, "is never produced by this model; "
                           + one_of(search.objective, allowed) + " (add metrics with trainer.metrics=[...])")
+    resolve_direction(search)
 
 
 __all__ = ["TuneConfig", "validate_tune", "check_objective", "resolve_direction"]
