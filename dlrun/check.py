@@ -49,6 +49,18 @@ def show(run: RunConfig) -> int:
     for key in ("dropped_rows", "filled_values", "text_columns"):
         if meta.report.get(key):
             table.add_row(key.replace("_", " "), str(meta.report[key]))
+    for item in meta.report.get("dropped_columns", []):
+        table.add_row("dropped columns" if item is meta.report["dropped_columns"][0] else "",
+                      f"{item['column']}: {item['reason']}")
+    for col, how in meta.report.get("high_cardinality", {}).items():
+        table.add_row("high cardinality", f"{col}: {how}")
+    if meta.target_scale:
+        table.add_row("target scaling", f"(y - {meta.target_scale[0]:.4g}) / {meta.target_scale[1]:.4g}; "
+                      "the model answers in the target's units")
+    if meta.report.get("resampled"):
+        r = meta.report["resampled"]
+        table.add_row("resampled", f"{r['method']}: {r['rows_before']} -> {r['rows_after']} training rows "
+                      f"{r['class_counts_after']}")
     out.print(table)
 
     from dlrun.training import make_datasets, compile_model, setup_runtime

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from dlrun import __version__
 from dlrun.errors import DlrunError, one_of
@@ -22,6 +22,7 @@ commands:
   tune    search hyperparameters with keras-tuner (search=random|grid|bayesian|hyperband)
   check   compose and validate a config, build the model and print it; train nothing
   results list the runs of train and tune, newest first (filters: --name, --status, --same-config)
+  predict apply a trained run to the rows of a CSV/Parquet file: dlrun predict RUN_DIR FILE
 
 examples:
   dlrun train                                  MLP on scikit-learn's digits (the default)
@@ -94,16 +95,50 @@ def parse(args: Sequence[str], config_name: str) -> Args:
     return out
 
 
-def sweep_jobs(overrides: List[str]) -> List[List[str]]:
-    """The override list of every job a `-m` sweep will run (basic sweeper syntax)."""
+def sweep_jobs(overrides: List[str], params: Optional[Dict[str, Any]] = None) -> List[List[str]]:
+    """The override list of every job a `-m` sweep will run, made as Hydra's BasicSweeper
+    makes them: the sweeper's `params` from the config (hydra.sweeper.params, e.g. in a
+    preset), then the command line's overrides. With a sweeper plugin's syntax
+    (interval(...), tag(log, ...)) only the fixed part is known: one job of that."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parser = OverridesParser.create()
+    items = [f"{key}={value}" for key, value in (params or {}).items()] + list(overrides)
+    try:
+        parsed = parser.parse_overrides(items)
+    except Exception:  # noqa: BLE001 - params that are not override syntax: the command line only
+        items = list(overrides)
+        try:
+            parsed = parser.parse_overrides(items)
+        except Exception:  # noqa: BLE001 - compose() reports the override that cannot be parsed
+            return [items]
     try:
         return BasicSweeper.split_arguments(parsed, None)[0]
     except Exception:  # noqa: BLE001 - a sweeper plugin's syntax: validate the fixed part only
-        return [[o for o, p in zip(overrides, parsed) if not p.is_sweep_override()]]
+        fixed = {p.get_key_element(): o for o, p in zip(items, parsed) if not p.is_sweep_override()}
+        return [list(fixed.values())]
+
+
+def sweeper_params(config_name: str, parsed: Args) -> Optional[Dict[str, Any]]:
+    """hydra.sweeper.params of the config that the sweep's fixed overrides compose (what
+    Hydra's sweepers read besides the command line), or None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from dlrun.config import compose
+
+    try:  # Hydra composes a sweep's own config without the swept overrides
+        fixed = [o for o, p in zip(parsed.overrides, OverridesParser.create().parse_overrides(parsed.overrides))
+                 if not p.is_sweep_override()]
+    except Exception:  # noqa: BLE001 - compose() reports the override that cannot be parsed
+        fixed = parsed.overrides
+    cfg = compose(config_name, fixed, parsed.config_dirs, keep_hydra=True)
+    try:
+        params = OmegaConf.select(cfg, "hydra.sweeper.params")
+        return OmegaConf.to_container(params, resolve=True) if params else None
+    except Exception:  # noqa: BLE001 - what Hydra cannot resolve either: its sweeper says so
+        return None
 
 
 def check_train(cfg, overrides: List[str], config_dirs: List[str]):
@@ -130,11 +165,15 @@ def validated(config_name: str, parsed: Args, check: Callable = check_train) -> 
     from dlrun.config.compose import drop_hydra
     from dlrun.display import warn
 
-    jobs = sweep_jobs(parsed.overrides) if parsed.multirun else [parsed.overrides]
+    name = parsed.config_name or config_name
+    jobs = sweep_jobs(parsed.overrides, sweeper_params(name, parsed)) if parsed.multirun else [parsed.overrides]
     checked_jobs, notes = [], []
     for job in jobs:
-        cfg = compose(parsed.config_name or config_name, job, parsed.config_dirs, keep_hydra=True)
+        cfg = compose(name, job, parsed.config_dirs, keep_hydra=True)
         check_output_dir(cfg, parsed.multirun)
+        if parsed.multirun:
+            from dlrun.results.sweep import direction_note
+            notes += [n for n in [direction_note(cfg)] if n and n not in notes]
         obj, job_notes = check(drop_hydra(cfg), job, parsed.config_dirs)
         notes += [n for n in job_notes if n not in notes]
         checked_jobs.append(obj)
@@ -144,19 +183,20 @@ def validated(config_name: str, parsed: Args, check: Callable = check_train) -> 
 
 
 def check_output_dir(cfg, multirun: bool) -> None:
-    """The run (or sweep) folder must be a folder: refuse a path that is, or lies
-    inside, a file before Hydra tries to create it."""
+    """The run (or sweep) folder must be a folder that can be created: refuse a path
+    that is, or lies inside, a file, or where no folder can be made (no permission,
+    a read-only or virtual file system), before Hydra tries to create it."""
     from omegaconf import OmegaConf
 
     from dlrun.errors import ConfigError
-    from dlrun.results.rundir import unusable_dir
+    from dlrun.results.rundir import uncreatable_dir, unusable_dir
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         value = OmegaConf.select(cfg, key)
     except Exception:  # noqa: BLE001 - an interpolation only Hydra's job can resolve: Hydra checks it
         return
-    reason = unusable_dir(value) if value else None
+    reason = (unusable_dir(value) or uncreatable_dir(value)) if value else None
     if reason:
         raise ConfigError(key, str(value), f"{reason}; choose another output folder")
 
@@ -213,42 +253,102 @@ def run_hydra(config_name: str, parsed: Args, task: Callable, prog: str) -> int:
     return _exit_code
 
 
+class FailedObjective:
+    """What a failed job returns to Hydra's Optuna sweeper instead of NaN. hydra-optuna-sweeper
+    1.3.0 hands a NaN to optuna's tell a second time and that error ends the whole sweep
+    (facebookresearch/hydra#2237); a value that is not a number is recorded as a failed
+    trial ("Return value must be float-castable. Got 'failed run: ...'") and the sweep goes on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __float__(self) -> float:
+        raise ValueError(self.reason)
+
+    def __repr__(self) -> str:
+        return f"failed run: {self.reason}"
+
+
+def sweeper_name() -> Optional[str]:
+    """The -m sweeper of the running job (basic, optuna, nevergrad, ax, ...), or None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return HydraConfig.get().runtime.choices.get("hydra/sweeper") or "basic"
+
+
+def failed_objective(reason: str) -> Any:
+    """A failed job's return value: NaN, which Nevergrad and Ax take as the worst value
+    (Optuna: a FailedObjective, see there). The sweep goes on."""
+    return FailedObjective(reason) if sweeper_name() == "optuna" else float("nan")
+
+
+def _fail(code: int) -> None:
+    """Set the exit code for a failed job: a single run or a job of a basic sweep (each one
+    asked for); a sweeper that optimizes counts it as a failed trial and searches on."""
+    global _exit_code
+    if sweeper_name() in (None, "basic"):
+        _exit_code = code
+
+
 def _task(body: Callable) -> Callable:
-    """Wrap a task so that our own errors end the job with one line (not Hydra's traceback)."""
-    def task(cfg) -> None:
-        global _exit_code
+    """Wrap a task so that our own errors end the job with one line (not Hydra's traceback),
+    and hand its return value (the objective) to Hydra's sweeper. A job that fails (an
+    invalid value sampled by a sweeper) returns a failed objective, so a -m sweep goes on."""
+    def task(cfg) -> Any:
         try:
-            body(cfg)
+            return body(cfg)
         except DlrunError as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             from dlrun.display import error
             error(str(err))
-            _exit_code = err.exit_code
+            _fail(err.exit_code)
+            if sweeper_name() is not None:  # the sweep summary reads why this job stopped
+                from hydra.core.hydra_config import HydraConfig
+
+                from dlrun.results.rundir import write_text
+                write_text(Path(HydraConfig.get().runtime.output_dir) / "error.txt", str(err) + "\n")
+            return failed_objective(str(err))
     task.__module__ = body.__module__
     task.__name__ = body.__name__
     return task
 
 
-def _train_job(cfg) -> None:
-    global _exit_code
+def _train_job(cfg) -> Any:
+    """Train one run; return the value of its optimized_metric (what a -m sweeper optimizes)."""
     from hydra.core.hydra_config import HydraConfig
 
     from dlrun.config import validate
-    from dlrun.display import console, metrics_table
+    from dlrun.display import console, metrics_table, run_verdict_lines
     from dlrun.training import train
 
-    result = train(validate(cfg), HydraConfig.get().runtime.output_dir)
+    run = validate(cfg)
+    result = train(run, HydraConfig.get().runtime.output_dir)
     out = console()
     if result.status == "completed":
         out.print(metrics_table(result.metrics))
+        for line in run_verdict_lines(result.metrics):
+            out.print(line, soft_wrap=True)
         m = result.metrics
         out.print(f"[green]done[/] {m['epochs_run']} epochs in {m['fit_time_s']:.1f}s "
                   f"(best epoch {m['best_epoch']}), {m['params']:,} parameters")
     else:
         out.print(f"[bold red]{result.status}[/]: {result.metrics['failure_reason']}")
-        _exit_code = 1
+        _fail(1)
     out.print(f"results: [bold]{result.run_dir}[/]")
+    return objective(run.optimized_metric, result.status, result.metrics)
+
+
+def objective(name: str, status: str, metrics: Dict[str, Any]) -> Any:
+    """The value of `name` (<split>_<metric>) in a run's metrics, or a failed objective."""
+    split, _, metric = name.partition("_")
+    value = metrics.get(split, {}).get(metric) if status == "completed" else None
+    if value is None or value != value:
+        return failed_objective(metrics.get("failure_reason") or f"{name} is {value}")
+    return float(value)
 
 
 def _tune_job(cfg) -> None:
@@ -310,8 +410,51 @@ def cmd_results(args: Sequence[str]) -> int:
     return show(args)
 
 
+PREDICT_USAGE = """\
+usage: dlrun predict RUN_DIR FILE [--out PATH] [--allow-unseen]
+
+Apply a trained run (dlrun train, or the best model of dlrun tune) to the rows of
+FILE (.csv, .tsv or .parquet): the same preprocessing, then the model. FILE needs
+the run's feature columns (any order; other columns, the target too, are carried
+through). Predictions are in the target's own labels and units: predicted_<target>,
+and probability_<class> per class.
+
+options:
+  --out PATH       where to write (.csv or .parquet; default RUN_DIR/predictions/<FILE stem>.csv)
+  --allow-unseen   predict rows whose text values the run never saw (as no known category)
+                   instead of refusing them
+"""
+
+
+def cmd_predict(args: Sequence[str]) -> int:
+    from dlrun.predict import predict
+
+    words, out, allow_unseen = [], None, False
+    it = iter(args)
+    for arg in it:
+        if arg in ("-h", "--help"):
+            print(PREDICT_USAGE, end="")
+            return 0
+        if arg == "--allow-unseen":
+            allow_unseen = True
+        elif arg == "--out" or arg.startswith("--out="):
+            out = arg.partition("=")[2] if "=" in arg else next(it, None)
+            if not out:
+                raise DlrunError("--out needs a path; see 'dlrun predict --help'")
+        elif arg.startswith("-"):
+            raise DlrunError(f"unknown option {arg!r}; " + one_of(arg, ("--out", "--allow-unseen", "--help")))
+        else:
+            words.append(arg)
+    if len(words) != 2:
+        raise DlrunError("dlrun predict takes a run folder and a file: dlrun predict RUN_DIR FILE [--out PATH]")
+    from dlrun.display import predictions_report
+
+    predictions_report(predict(Path(words[0]), words[1], out, allow_unseen))
+    return 0
+
+
 COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check,
-                                                       "results": cmd_results}
+                                                       "results": cmd_results, "predict": cmd_predict}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -89,3 +89,44 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str = "Fina
     for name in names:
         table.add_row(name, *(fmt(metrics[s].get(name, float("nan"))) for s in splits))
     return table
+
+
+def predictions_report(result: Any, shown: int = 5) -> None:
+    """What `dlrun predict` did: rows, where they went, the first rows, the answers'
+    spread, and scores when the file held the target."""
+    out = console()
+    frame, target = result.frame, result.target
+    predicted = f"predicted_{target}"
+    extra = [c for c in frame.columns if c == predicted or c.startswith(("probability_", "score_"))]
+    keep = ([target] if target in frame.columns else []) + extra
+    table = Table(title=f"First rows of {len(frame):,}", title_justify="left")
+    for col in ["row", *keep]:
+        table.add_column(col, justify="right")
+    for i, row in frame[keep].head(shown).iterrows():
+        table.add_row(str(i + 1), *(escape(fmt(v)) for v in row.tolist()))
+    out.print(table)
+    if result.task != "regression":
+        counts = frame[predicted].astype(str).value_counts()
+        out.print("predicted: " + ", ".join(f"{escape(k)} {v:,} ({v / len(frame):.1%})" for k, v in counts.items()))
+    if result.metrics:
+        scores = "  ".join(f"{k} {fmt(v)}" for k, v in result.metrics.items() if k != "rows")
+        out.print(f"against the file's {escape(target)!s} column ({result.metrics['rows']:,} rows): {scores}")
+    out.print(f"predictions: [bold]{escape(str(result.out))}[/] (model {escape(str(result.model_path))})",
+              soft_wrap=True)
+
+
+def run_verdict_lines(metrics: Mapping[str, Any]) -> list:
+    """Lines for the end of a run: the decision threshold a binary run chose, and how
+    the model compares with answering without looking at the features."""
+    from dlrun.classification import baseline_verdict
+
+    lines = []
+    threshold = metrics.get("threshold")
+    if threshold and threshold.get("chosen_by", "").startswith("auto"):
+        lines.append(f"threshold {threshold['value']:.4g} ({threshold['chosen_by']}); test metrics use it")
+    base, test = metrics.get("baseline"), metrics.get("test") or {}
+    if base:
+        ok, text = baseline_verdict(metrics.get("data", {}).get("task", ""), base, test)
+        if text:
+            lines.append(escape(text) if ok else f"[bold yellow]{escape(text)}[/]")
+    return lines

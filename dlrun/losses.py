@@ -44,6 +44,37 @@ def _quantile_class() -> Any:
     return QuantileLoss
 
 
+UNSCALED_LOSSES = ("msle",)  # needs non-negative values: acts on the target's own units
+
+
+@lru_cache(maxsize=None)
+def _standardized_class() -> Any:
+    import keras
+
+    @keras.saving.register_keras_serializable(package="dlrun")
+    class StandardizedLoss(keras.losses.Loss):
+        """A regression loss computed on the standardised target: (y - mean) / std for
+        both the truth and the prediction. The model answers in the target's units
+        (see dlrun.models.heads), while the loss, its gradients and its settings
+        (huber.delta, quantile) are in standard deviations of the training target."""
+
+        def __init__(self, inner: Any = None, mean: float = 0.0, std: float = 1.0, name: str = "loss",
+                     **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+            self.inner, self.mean, self.std = inner, float(mean), float(std)
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            ops = keras.ops
+            y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
+            fn = self.inner.call if isinstance(self.inner, keras.losses.Loss) else self.inner
+            return fn((y_true - self.mean) / self.std, (y_pred - self.mean) / self.std)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+    return StandardizedLoss
+
+
 def import_function(path: str, key: str) -> Any:
     """The callable at dotted `path` (module.attr), or a ConfigError naming `key`."""
     module_name, _, attr = path.rpartition(".")
@@ -58,6 +89,17 @@ def import_function(path: str, key: str) -> Any:
 
 
 def build_loss(run: RunConfig, meta: DataMeta) -> Any:
+    """The loss for `run`; for a regression target with data.target_scaling=standard
+    (the default), computed on the standardised target (all but msle)."""
+    loss = _base_loss(run, meta)
+    name = resolved_name(run, meta)
+    if meta.task == "regression" and meta.target_scale is not None and name not in UNSCALED_LOSSES:
+        mean, std = meta.target_scale
+        return _standardized_class()(loss, mean, std, name=name)
+    return loss
+
+
+def _base_loss(run: RunConfig, meta: DataMeta) -> Any:
     import keras
 
     name = resolved_name(run, meta)

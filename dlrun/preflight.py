@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, List, Tuple
 
-from dlrun.config.schema import BINARY_LOSSES, MULTICLASS_LOSSES, REGRESSION_LOSSES, RunConfig
-from dlrun.errors import ConfigError
+from dlrun.config.schema import BINARY_LOSSES, METRICS_BY_TASK, MULTICLASS_LOSSES, REGRESSION_LOSSES, RunConfig
+from dlrun.errors import ConfigError, one_of
 
 if TYPE_CHECKING:
     from dlrun.data import DataBundle
@@ -14,11 +14,6 @@ LOSSES_BY_TASK = {
     "regression": REGRESSION_LOSSES,
     "binary": BINARY_LOSSES,
     "multiclass": MULTICLASS_LOSSES,
-}
-METRICS_BY_TASK = {
-    "regression": ("mae", "mse", "rmse", "mape", "r2"),
-    "binary": ("accuracy", "auc", "precision", "recall"),
-    "multiclass": ("accuracy", "top3_accuracy"),
 }
 
 
@@ -43,17 +38,50 @@ def check_metrics(run: RunConfig, task: str) -> None:
     allowed = METRICS_BY_TASK[task]
     for name in run.trainer.metrics:
         if name != "auto" and name not in allowed:
-            raise ConfigError("trainer.metrics", name, f"not a {task} metric; use auto or one of "
-                              + ", ".join(allowed))
+            raise ConfigError("trainer.metrics", name, f"not a {task} metric; use auto or "
+                              + one_of(name, allowed))
 
 
 def metric_names(run: RunConfig, task: str) -> List[str]:
     """The compiled metrics' names, in order ('auto' resolved by task); loss not included."""
     names = list(run.trainer.metrics)
     if "auto" in names:
-        names.remove("auto")
-        names.insert(0, "mae" if task == "regression" else "accuracy")
+        at = names.index("auto")
+        names[at:at + 1] = AUTO_METRICS.get(task, ["accuracy"])
     return list(dict.fromkeys(names))
+
+
+# trainer.metrics=[auto]: what each task reports (a binary task is often imbalanced,
+# where accuracy alone says little: AUC, PR-AUC, precision, recall and F1 of the positive class)
+AUTO_METRICS = {"regression": ["mae"], "multiclass": ["accuracy"],
+                "binary": ["accuracy", "auc", "pr_auc", "precision", "recall", "f1"]}
+SPLITS = ("train", "val", "test")  # the splits every run is scored on (metrics.json)
+
+
+def optimized_names(run: RunConfig, task: str) -> List[str]:
+    """What optimized_metric may name: <split>_<loss or a compiled metric>."""
+    return [f"{split}_{name}" for split in SPLITS for name in ["loss", *metric_names(run, task)]]
+
+
+def check_optimized_metric(run: RunConfig, task: str) -> None:
+    allowed = optimized_names(run, task)
+    if run.optimized_metric not in allowed:
+        raise ConfigError("optimized_metric", run.optimized_metric, "is never produced by this model; "
+                          + one_of(run.optimized_metric, allowed) + " (add metrics with trainer.metrics=[...])")
+
+
+def check_classes(run: RunConfig, bundle: "DataBundle") -> None:
+    """trainer.class_weight and trainer.threshold against the data's task and labels."""
+    meta, trainer = bundle.meta, run.trainer
+    if trainer.class_weight != "none" and meta.task == "regression":
+        raise ConfigError("trainer.class_weight", trainer.class_weight, "weights classes; this target is numeric "
+                          "(regression). Set trainer.class_weight=none")
+    if isinstance(trainer.class_weight, dict):
+        from dlrun.classification import class_weight_codes
+
+        class_weight_codes(trainer.class_weight, meta.classes, bundle.y_train)
+    if trainer.threshold != 0.5 and meta.task != "binary":
+        raise ConfigError("trainer.threshold", trainer.threshold, f"applies to binary tasks; this one is {meta.task}")
 
 
 def check_trainer(run: RunConfig, bundle: "DataBundle") -> List[str]:
@@ -87,4 +115,6 @@ def checked(run: RunConfig) -> Tuple["DataBundle", List[str]]:
     bundle = build_data(run.data, image=uses_images(run))
     check_loss_fits(run, bundle.meta.task)
     check_metrics(run, bundle.meta.task)
-    return bundle, check_trainer(run, bundle)
+    check_optimized_metric(run, bundle.meta.task)
+    check_classes(run, bundle)
+    return bundle, [*bundle.meta.notes, *check_trainer(run, bundle)]

@@ -71,21 +71,31 @@ def targets(y: Any, meta: DataMeta, loss_name: str) -> Any:
 
 
 def make_datasets(bundle: DataBundle, run: RunConfig, loss_name: str) -> Datasets:
-    """Cached, prefetched tf.data pipelines, built once from in-memory arrays."""
+    """Cached, prefetched tf.data pipelines, built once from in-memory arrays. With
+    trainer.class_weight, training rows carry their class's weight (validation and
+    test rows do not: their metrics stay those of the data as it is)."""
+    import numpy as np
     import tensorflow as tf
+
+    from dlrun.classification import class_weights
 
     meta = bundle.meta
     n_train = len(bundle.x_train)
     batch = n_train if run.trainer.batch_size == "full" else int(run.trainer.batch_size)
+    weights = class_weights(run.trainer.class_weight, meta.classes, bundle.y_train) if meta.task != "regression" \
+        else None
 
-    def pipeline(x: Any, y: Any, batch_size: int, shuffle: bool) -> Any:
-        ds = tf.data.Dataset.from_tensor_slices((x, targets(y, meta, loss_name))).cache()
+    def pipeline(x: Any, y: Any, batch_size: int, shuffle: bool, weighted: bool = False) -> Any:
+        parts = (x, targets(y, meta, loss_name))
+        if weighted and weights is not None:
+            parts += (np.array([weights[int(c)] for c in range(len(meta.classes))], dtype="float32")[y],)
+        ds = tf.data.Dataset.from_tensor_slices(parts).cache()
         if shuffle:
             ds = ds.shuffle(len(x), seed=run.trainer.seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     eval_batch = max(batch, EVAL_BATCH)
-    return Datasets(train=pipeline(bundle.x_train, bundle.y_train, batch, shuffle=True),
+    return Datasets(train=pipeline(bundle.x_train, bundle.y_train, batch, shuffle=True, weighted=True),
                     val=pipeline(bundle.x_val, bundle.y_val, eval_batch, shuffle=False),
                     test=pipeline(bundle.x_test, bundle.y_test, eval_batch, shuffle=False),
                     train_eval=pipeline(bundle.x_train, bundle.y_train, eval_batch, shuffle=False),
@@ -97,11 +107,12 @@ def build_metrics(run: RunConfig, meta: DataMeta, loss_name: str) -> List[Any]:
 
     M = keras.metrics
     logits = loss_name == "hinge"
+    cut = decision_threshold(run, loss_name)
     out = []
     for name in metric_names(run, meta.task):
         if name == "accuracy":
             if meta.task == "binary":
-                out.append(M.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5))
+                out.append(M.BinaryAccuracy(name="accuracy", threshold=cut))
             elif loss_name == "categorical_crossentropy":
                 out.append(M.CategoricalAccuracy(name="accuracy"))
             else:
@@ -112,15 +123,40 @@ def build_metrics(run: RunConfig, meta: DataMeta, loss_name: str) -> List[Any]:
             out.append(cls(k=3, name="top3_accuracy"))
         elif name == "auc":
             out.append(M.AUC(name="auc", from_logits=logits))
+        elif name == "pr_auc":
+            out.append(M.AUC(name="pr_auc", curve="PR", from_logits=logits))
         elif name == "precision":
-            out.append(M.Precision(name="precision", thresholds=0.0 if logits else 0.5))
+            out.append(M.Precision(name="precision", thresholds=cut))
         elif name == "recall":
-            out.append(M.Recall(name="recall", thresholds=0.0 if logits else 0.5))
+            out.append(M.Recall(name="recall", thresholds=cut))
+        elif name == "f1":
+            out.append(margin_f1() if logits else M.F1Score(name="f1", average="micro", threshold=cut))
         else:
             out.append({"mae": M.MeanAbsoluteError, "mse": M.MeanSquaredError,
                         "rmse": M.RootMeanSquaredError, "mape": M.MeanAbsolutePercentageError,
                         "r2": M.R2Score}[name](name=name))
     return out
+
+
+def margin_f1() -> Any:
+    """F1 of a hinge model, whose output is a margin (positive at >= 0): Keras's F1Score
+    takes thresholds in (0, 1], so the margin goes through a sigmoid (>= 0.5 iff >= 0)."""
+    import keras
+
+    class MarginF1(keras.metrics.F1Score):
+        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+            return super().update_state(y_true, keras.ops.sigmoid(y_pred), sample_weight)
+
+    return MarginF1(name="f1", average="micro", threshold=0.5)
+
+
+def decision_threshold(run: RunConfig, loss_name: str) -> float:
+    """The score at which a binary model's answer counts as positive during training:
+    trainer.threshold (0.5 while 'auto' is still to be chosen); a hinge model's output
+    is a margin, not a probability, so its threshold is 0."""
+    if loss_name == "hinge":
+        return 0.0
+    return 0.5 if run.trainer.threshold == "auto" else float(run.trainer.threshold)
 
 
 def steps_per_execution(trainer: TrainerConfig, steps_per_epoch: int) -> int:
@@ -250,25 +286,92 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
         status, reason = "failed", f"loss became NaN/inf at epoch {recorder.diverged_epoch}"
 
     final: Dict[str, Dict[str, float]] = {}
+    threshold: Optional[Dict[str, Any]] = None
     try:
         if status != "interrupted":
             final = evaluate(model, data)
+            threshold = choose_threshold(run, model, bundle, final, loss_name)
         if not history.empty:
             write_table(history, run_dir / "history")
             learning_curves(history, run_dir / "learning_curves.png", title=title)
         if run.trainer.save_model and status == "completed":
-            with rundir.atomic_path(run_dir / "model.keras") as tmp:
-                model.save(tmp)
+            save_model(model, run_dir / "model.keras")
+            save_preprocessing(run_dir, run, bundle, threshold)
     except KeyboardInterrupt:  # after training: still leave the history and a metrics.json that says so
         status, reason = "interrupted", "stopped by the user (Ctrl-C) while the run's results were written"
         if not history.empty and not (run_dir / "history.csv").exists():
             write_table(history, run_dir / "history")
     metrics = _summary(run, bundle, history, final, status, reason, fit_time, started, model, info)
+    if threshold is not None:
+        metrics["threshold"] = threshold
+    if final.get("test"):
+        metrics["baseline"] = baseline(bundle)
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
     rundir.write_json(run_dir / "metrics.json", metrics)
     if status == "interrupted":
         raise KeyboardInterrupt
     return RunResult(run_dir=run_dir, status=status, metrics=metrics, history=history, model=model)
+
+
+def scores_of(model: Any, x: Any) -> Any:
+    """The model's outputs for the rows `x`, as one NumPy array (no progress bar)."""
+    return model.predict(x, batch_size=EVAL_BATCH, verbose=0)
+
+
+def choose_threshold(run: RunConfig, model: Any, bundle: DataBundle, final: Dict[str, Dict[str, float]],
+                     loss_name: str) -> Optional[Dict[str, Any]]:
+    """A binary model's decision threshold: trainer.threshold, or with 'auto' the one
+    with the best F1 on the validation split. With 'auto', the threshold-dependent
+    metrics of every split in `final` are recomputed at the chosen threshold."""
+    from dlrun.classification import best_threshold, threshold_scores
+
+    if bundle.meta.task != "binary":
+        return None
+    if run.trainer.threshold != "auto":
+        return {"value": decision_threshold(run, loss_name), "chosen_by": "trainer.threshold"}
+    value = best_threshold(bundle.y_val, scores_of(model, bundle.x_val))
+    names = set(metric_names(run, "binary")) & {"accuracy", "precision", "recall", "f1"}
+    for split, (x, y) in {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val),
+                          "test": (bundle.x_test, bundle.y_test)}.items():
+        if split in final:
+            final[split].update({k: v for k, v in threshold_scores(y, scores_of(model, x), value).items()
+                                 if k in names})
+    return {"value": value, "chosen_by": "auto: the best F1 on the validation split"}
+
+
+def baseline(bundle: DataBundle) -> Dict[str, Any]:
+    """What a model that ignores the features scores on the test split."""
+    from dlrun.classification import majority_baseline, mean_baseline
+
+    b = bundle
+    if b.meta.task == "regression":
+        return mean_baseline(b.y_train, b.y_test)
+    out = majority_baseline(b.y_train, b.y_test, b.meta.classes)
+    return {**out, "majority_class": str(out["majority_class"])}
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Save the model for inference: layers and weights without the training set-up
+    (loss, metrics, optimizer), so `keras.models.load_model` needs nothing from dlrun."""
+    import keras
+
+    inference = keras.Model(model.inputs, model.outputs, name=model.name)
+    with rundir.atomic_path(path) as tmp:
+        inference.save(tmp)
+
+
+def save_preprocessing(run_dir: Path, run: RunConfig, bundle: DataBundle,
+                       threshold: Optional[Dict[str, Any]]) -> None:
+    """What `dlrun predict` needs besides the model (see dlrun.data.saved): with no
+    chosen threshold, a binary model's is trainer.threshold's."""
+    from dlrun.data.saved import save
+    from dlrun.losses import resolved_name
+
+    loss_name = resolved_name(run, bundle.meta)
+    value = threshold["value"] if threshold else None
+    if value is None and bundle.meta.task == "binary":
+        value = decision_threshold(run, loss_name)
+    save(run_dir, run.data, bundle, value, output="margin" if loss_name == "hinge" else "probability")
 
 
 def _summary(run: RunConfig, bundle: DataBundle, history: pd.DataFrame, final: Dict, status: str,

@@ -55,7 +55,7 @@ def split_ids(n: int, **kw) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row ids of the train/val/test splits of an n-row regression table (a regression
     split depends only on n and the split settings, not on the feature values)."""
     frame = pd.DataFrame({"f": np.zeros(n), "label": id_target(n)})
-    b = run_prepare(frame, scaling="none", **kw)
+    b = run_prepare(frame, scaling="none", drop_constant=False, **kw)  # "f" is constant on purpose
     return ids(b.y_train), ids(b.y_val), ids(b.y_test)
 
 
@@ -162,7 +162,7 @@ def shifted_frame(n: int = 100) -> Tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def test_standard_scaling_is_fitted_on_the_training_split_only() -> None:
     frame, train, test = shifted_frame()
-    b = run_prepare(frame, scaling="standard")
+    b = run_prepare(frame, scaling="standard", drop_constant=False)
     assert np.array_equal(np.sort(ids(b.y_train)), np.sort(train))
     names = b.meta.feature_names
     assert names == ["shift", "wide", "const"]
@@ -181,7 +181,7 @@ def test_standard_scaling_is_fitted_on_the_training_split_only() -> None:
 
 def test_minmax_scaling_puts_train_features_in_unit_interval() -> None:
     frame, _, _ = shifted_frame()
-    b = run_prepare(frame, scaling="minmax")
+    b = run_prepare(frame, scaling="minmax", drop_constant=False)
     x_train = b.x_train[:, :2]
     assert x_train.min() >= 0.0 and x_train.max() <= 1.0 + 1e-6
     np.testing.assert_allclose(x_train.min(axis=0), 0.0, atol=1e-6)
@@ -191,7 +191,7 @@ def test_minmax_scaling_puts_train_features_in_unit_interval() -> None:
 
 def test_scaling_none_leaves_values_unchanged() -> None:
     frame, _, _ = shifted_frame()
-    b = run_prepare(frame, scaling="none")
+    b = run_prepare(frame, scaling="none", drop_constant=False)
     raw = frame[["shift", "wide", "const"]].to_numpy(np.float32)
     for x, y in ((b.x_train, b.y_train), (b.x_val, b.y_val), (b.x_test, b.y_test)):
         np.testing.assert_array_equal(x, raw[ids(y)])
@@ -221,7 +221,7 @@ def test_text_features_are_one_hot_encoded(tmp_path: Path) -> None:
 
 def test_text_features_are_ordinal_encoded(tmp_path: Path) -> None:
     frame = colors_frame()
-    b = build_data(csv_cfg(write_csv(tmp_path / "colors.csv", frame), categorical="ordinal"))
+    b = build_data(csv_cfg(write_csv(tmp_path / "colors.csv", frame), categorical="ordinal", scaling="none"))
     assert b.meta.feature_names == ["size", "color"]
     assert b.meta.input_shape == (2,)
     for x, y in ((b.x_train, b.y_train), (b.x_test, b.y_test)):

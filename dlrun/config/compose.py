@@ -186,7 +186,7 @@ def compose(config_name: str, overrides: Sequence[str], extra_dirs: Sequence[str
         raise translate(exc, extra_dirs, base, overrides) from exc
     finally:
         GlobalHydra.instance().clear()
-    _check_imports(cfg)
+    _check_imports(cfg, hydra.config_loader.repository)
     return cfg if keep_hydra else drop_hydra(cfg)
 
 
@@ -197,10 +197,44 @@ def drop_hydra(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _check_imports(cfg: DictConfig) -> None:
+def _check_imports(cfg: DictConfig, repository=None) -> None:
     from dlrun.config.imports import DEFAULT, KEY, check_hydra_node, check_list
 
     value = cfg.get(KEY, list(DEFAULT))
     prefixes = check_list(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
     if "hydra" in cfg:
-        check_hydra_node(OmegaConf.to_container(cfg.hydra, resolve=False), prefixes)
+        node = OmegaConf.to_container(cfg.hydra, resolve=False)
+        try:
+            check_hydra_node(node, prefixes)
+        except ConfigError:  # perhaps what a chosen plugin option declares itself: look it up only now
+            if repository is None:
+                raise
+            check_hydra_node(node, prefixes, plugin_imports(cfg, repository))
+
+
+def plugin_imports(cfg: DictConfig, repository) -> set:
+    """(key, dotted path) of what the options chosen for Hydra's own groups (hydra/sweeper:
+    optuna, hydra/sweeper/sampler: tpe, hydra/launcher: ...) declare in their own configs,
+    where those configs come from Hydra or an installed plugin (the ConfigStore or a
+    plugin's search path), never from dlrun's or a user's config folder."""
+    from hydra._internal.utils import create_config_search_path
+
+    from dlrun.config.imports import declared_imports
+
+    installed = {entry.provider for entry in create_config_search_path(None).get_path()}
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
+    out: set = set()
+    for group, option in choices.items():
+        if not str(group).startswith("hydra/") or not option:
+            continue
+        try:
+            found = repository.load_config(f"{group}/{option}")
+        except Exception:  # noqa: BLE001 - an option that does not load declares nothing
+            continue
+        if found is None or not (found.is_schema_source or found.provider in installed):
+            continue
+        package = found.header.get("package") or "_group_"
+        package = "" if package == "_global_" else package.replace("_group_", str(group).replace("/", "."))
+        package = package.removeprefix("_global_.").replace("_name_", str(option))
+        out |= declared_imports(OmegaConf.to_container(found.config, resolve=False), package)
+    return out

@@ -1,12 +1,14 @@
 """What a config may import. Configs may come from others, so a config never runs
 code by itself: a dotted path (loss.function) is imported only from the modules
 listed in the top-level key `allowed_imports` (default: dlrun and keras), and the
-Hydra settings a config carries may only name Hydra's own plugins and the
-standard logging handlers. Checked right after composition, before TensorFlow."""
+Hydra settings a config carries may only name Hydra's own plugins, the standard
+logging handlers, and what an installed plugin's own config declares for the
+option chosen (hydra/sweeper=optuna: its sampler). Checked right after
+composition, before TensorFlow."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, Collection, Iterator, List, Sequence, Set, Tuple
 
 from dlrun.errors import ConfigError
 
@@ -48,7 +50,7 @@ def _imports(node: Any, where: str) -> Iterator[Tuple[str, str]]:
     (instantiate), and logging's `class`, `()` and `ext://` values."""
     if isinstance(node, dict):
         for key, value in node.items():
-            here = f"{where}.{key}"
+            here = f"{where}.{key}" if where else str(key)
             if key in ("_target_", "class", "()") and isinstance(value, str):
                 yield here, value
             else:
@@ -60,9 +62,18 @@ def _imports(node: Any, where: str) -> Iterator[Tuple[str, str]]:
         yield where, node[len("ext://"):]
 
 
-def check_hydra_node(hydra: Any, prefixes: Sequence[str]) -> None:
+def declared_imports(node: Any, package: str) -> Set[Tuple[str, str]]:
+    """(key, dotted path) of what a config `node` placed at `package` ('' for the root)
+    would make Hydra import: what a plugin's own config declares, where it declares it."""
+    return set(_imports(node, package))
+
+
+def check_hydra_node(hydra: Any, prefixes: Sequence[str], trusted: Collection[Tuple[str, str]] = ()) -> None:
     """Refuse a Hydra node (launcher, sweeper, callbacks, logging) that would import
-    code from outside Hydra's own plugins and `prefixes`. `hydra` is a plain container."""
+    code from outside Hydra's own plugins and `prefixes`. `hydra` is a plain container.
+    `trusted`: (key, path) pairs that the chosen options of an installed Hydra plugin
+    declare in its own config (e.g. hydra/sweeper/sampler=tpe: optuna.samplers.TPESampler
+    at hydra.sweeper.sampler._target_); the same key with another path is still checked."""
     for key, path in _imports(hydra, "hydra"):
-        if not allowed(path, [*HYDRA_OWN, *prefixes]):
+        if (key, path) not in trusted and not allowed(path, [*HYDRA_OWN, *prefixes]):
             check_import(key, path, prefixes)

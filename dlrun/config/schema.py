@@ -35,16 +35,25 @@ def _fraction(value: float, key: str, low_open: bool = True) -> None:
 
 
 # --------------------------------------------------------------------- data
-DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "csv")
+DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "loans", "csv")
+IMAGE_SETS = ("digits", "mnist")  # columns are pixels: a blank one keeps its place
+HIGH_CARDINALITY = ("drop", "error", "ordinal", "hash")
+RESAMPLING = ("none", "oversample", "undersample")
 
 
 @dataclass
 class DataConfig:
-    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | mnist | csv
+    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | mnist | loans | csv
     path: Optional[str] = None         # csv: a .csv or .parquet file
     target: Optional[str] = None       # csv: the target column
     features: Optional[List[str]] = None  # csv: feature columns (null: all but the target)
     categorical: str = "onehot"        # text feature columns: onehot | ordinal | error
+    max_categories: int = 50           # a text column with more distinct values is high-cardinality
+    high_cardinality: str = "drop"     # such columns (and ID-like ones): drop | error | ordinal | hash
+    hash_buckets: int = 32             # high_cardinality=hash: one-hot columns per hashed text column
+    drop_constant: Optional[bool] = None  # drop single-valued columns (null: yes, except pixels of image sets)
+    target_scaling: str = "standard"   # regression: train on the standardised target (standard | none)
+    resample: str = "none"             # classification, training split only: none | oversample | undersample
     missing: str = "impute"            # impute (median/most frequent) | drop (rows) | error
     task: str = "auto"                 # auto (inferred) | binary | multiclass | regression
     test_size: float = 0.2             # fraction of all rows held out for the final test
@@ -58,6 +67,11 @@ class DataConfig:
         _in(self.name, DATASETS, "name")
         _in(self.categorical, ("onehot", "ordinal", "error"), "categorical")
         _in(self.missing, ("impute", "drop", "error"), "missing")
+        check(self.max_categories >= 2, "max_categories", self.max_categories, "must be >= 2")
+        _in(self.high_cardinality, HIGH_CARDINALITY, "high_cardinality")
+        check(self.hash_buckets >= 2, "hash_buckets", self.hash_buckets, "must be >= 2")
+        _in(self.target_scaling, ("standard", "none"), "target_scaling")
+        _in(self.resample, RESAMPLING, "resample")
         _in(self.task, TASKS, "task")
         _in(self.scaling, ("standard", "minmax", "none"), "scaling")
         _fraction(self.test_size, "test_size")
@@ -407,6 +421,14 @@ class RegularizationConfig:
 
 
 # ------------------------------------------------------------------ trainer
+METRICS_BY_TASK = {  # trainer.metrics each task compiles (the data's task: checked in preflight)
+    "regression": ("mae", "mse", "rmse", "mape", "r2"),
+    "binary": ("accuracy", "auc", "pr_auc", "precision", "recall", "f1"),
+    "multiclass": ("accuracy", "top3_accuracy"),
+}
+METRICS = tuple(dict.fromkeys(m for names in METRICS_BY_TASK.values() for m in names))  # every metric dlrun knows
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 100                  # upper bound; early stopping may end sooner
@@ -418,6 +440,8 @@ class TrainerConfig:
     steps_per_execution: Any = "auto"  # auto: one epoch per call on small data; or an int
     threads: int = 0                   # TensorFlow CPU threads (0: TensorFlow decides)
     save_model: bool = True            # write model.keras into the run directory
+    class_weight: Any = "none"         # classification: none | balanced | {label: weight}
+    threshold: Any = 0.5               # binary: probability that counts as positive, or auto (best F1 on validation)
 
     def __post_init__(self) -> None:
         _positive(self.epochs, "epochs")
@@ -435,6 +459,27 @@ class TrainerConfig:
         else:
             _positive(self.steps_per_execution, "steps_per_execution")
         check(self.threads >= 0, "threads", self.threads, "must be >= 0")
+        for name in self.metrics:  # a typo answers right after composition; the task: preflight
+            _in(name, ("auto", *METRICS), "metrics")
+        _check_class_weight(self.class_weight)
+        if isinstance(self.threshold, str):
+            check(self.threshold == "auto", "threshold", self.threshold, "must be a number in (0, 1) or 'auto'")
+        else:
+            check(isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
+                  and 0.0 < self.threshold < 1.0, "threshold", self.threshold, "must be a number in (0, 1) or 'auto'")
+
+
+def _check_class_weight(value: Any) -> None:
+    """none | balanced | {label: weight > 0}; the labels are checked against the data later."""
+    if isinstance(value, str):
+        check(value in ("none", "balanced"), "class_weight", value,
+              one_of(value, ("none", "balanced")) + ", or a mapping {label: weight}")
+        return
+    check(isinstance(value, dict) and len(value) > 0, "class_weight", value,
+          "must be none, balanced or a mapping {label: weight}, e.g. {yes: 5, no: 1}")
+    for label, weight in value.items():
+        check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0,
+              f"class_weight.{label}", weight, "must be a positive number")
 
 
 # ------------------------------------------------------------------- search
@@ -526,6 +571,7 @@ class RunConfig:
     regularization: RegularizationConfig
     trainer: TrainerConfig
     allowed_imports: List[str] = field(default_factory=lambda: ["dlrun", "keras"])  # modules configs import from
+    optimized_metric: str = "val_loss"  # <split>_<metric> a -m sweep optimizes (the task's return value)
 
 
 # Registries: group -> option name -> schema. The YAML file of the same name

@@ -14,7 +14,7 @@ from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", "allowed_imports", "search", "space", *GROUPS}  # search and space: dlrun tune
+ROOT_KEYS = {"name", "allowed_imports", "optimized_metric", "search", "space", *GROUPS}  # search, space: tune
 
 
 def _schema_for(group: str, node: Any) -> type:
@@ -79,7 +79,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     imports = cfg.get(KEY, list(DEFAULT))
     run = RunConfig(name=check_name(cfg.get("name", "default")), **parts,
                     allowed_imports=check_list(OmegaConf.to_container(imports) if OmegaConf.is_config(imports)
-                                               else imports))
+                                               else imports),
+                    optimized_metric=check_optimized_metric(cfg.get("optimized_metric", "val_loss")))
     _check_across_groups(run)
     return run
 
@@ -91,6 +92,13 @@ def check_name(name: Any) -> str:
         raise ConfigError("name", name, "must be a plain folder name (no '/', '\\' or '..'): runs are "
                           "written to experiments/<name>/")
     return text
+
+
+def check_optimized_metric(value: Any) -> str:
+    """A metric name; whether the model produces it is checked with the data (preflight)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError("optimized_metric", value, "must be <split>_<metric>, e.g. val_loss or val_accuracy")
+    return value
 
 
 def _check_across_groups(run: RunConfig) -> None:

@@ -15,18 +15,18 @@ def shown_path(path_text: str) -> str:
     return path_text if resolved == path_text else f"{path_text} (resolved: {resolved})"
 
 
-def check_table_path(path_text: str) -> Path:
-    """The file `data.path` names, or one clear DataError: missing, a directory, empty,
-    or not a table format dlrun reads."""
+def check_table_path(path_text: str, key: str = "data.path") -> Path:
+    """The file `data.path` (or another `key`) names, or one clear DataError: missing,
+    a directory, empty, or not a table format dlrun reads."""
     path = Path(path_text).expanduser()
-    shown = shown_path(path_text)
+    shown = f"{key}={shown_path(path_text)}" if key else shown_path(path_text)
     if not path.exists():
-        raise DataError(f"data.path={shown}: file not found")
+        raise DataError(f"{shown}: file not found")
     if path.is_dir():
-        raise DataError(f"data.path={shown}: is a directory; expected a .csv or .parquet file")
+        raise DataError(f"{shown}: is a directory; expected a .csv or .parquet file")
     if path.stat().st_size == 0:
-        raise DataError(f"data.path={shown}: the file is empty")
+        raise DataError(f"{shown}: the file is empty")
     if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise DataError(f"data.path={shown}: unsupported file type '{path.suffix}'; "
+        raise DataError(f"{shown}: unsupported file type '{path.suffix}'; "
                         f"expected one of {', '.join(sorted(TABLE_SUFFIXES))}")
     return path

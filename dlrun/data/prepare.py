@@ -1,6 +1,9 @@
-"""From a raw table to model-ready arrays: missing values, encoding, the
-train/validation/test split and scaling. Everything that learns from data
-(imputer, encoder, scaler, label encoder) is fitted on the training split only."""
+"""From a raw table to model-ready arrays: columns that cannot help, missing
+values, encoding, the train/validation/test split, scaling (of the features, and
+of a regression target) and resampling. Everything that learns from data
+(imputer, encoder, scaler, target scaler, resampler) is fitted on the training
+split only, and the fitted preprocessing travels with the data so that a run can
+save it for `dlrun predict`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from dlrun.config.schema import DataConfig
+from dlrun.data.columns import is_text as _is_text
+from dlrun.data.columns import plan_columns
 from dlrun.errors import DataError
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20  # an integer target with more distinct values is regression
@@ -27,6 +32,22 @@ class DataMeta:
     classes: List[Any] = field(default_factory=list)  # original class labels, in label order
     rows: Dict[str, int] = field(default_factory=dict)  # rows per split
     report: Dict[str, Any] = field(default_factory=dict)  # filled values, dropped rows, encodings
+    target_scale: Optional[Tuple[float, float]] = None  # regression: (mean, std) of the training target
+    notes: List[str] = field(default_factory=list)  # one line each, shown before training
+
+    @property
+    def positive_class(self) -> Any:
+        """The class a binary model's output is the probability of (label code 1)."""
+        return self.classes[1] if self.task == "binary" and len(self.classes) == 2 else None
+
+
+@dataclass
+class Preprocessing:
+    """The fitted feature preprocessing: what `dlrun predict` applies to new rows."""
+    transformer: Any                   # fitted sklearn ColumnTransformer
+    columns: List[str]                 # the file's columns it reads, in order
+    numeric: List[str]                 # of those, the numeric ones (cast to float)
+    text: List[str]                    # ... and the text ones
 
 
 @dataclass
@@ -38,10 +59,7 @@ class DataBundle:
     x_test: np.ndarray
     y_test: np.ndarray
     meta: DataMeta
-
-
-def _is_text(series: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+    preprocessing: Optional[Preprocessing] = None
 
 
 def infer_task(y: pd.Series, requested: str, natural: str) -> str:
@@ -86,6 +104,10 @@ def _select(frame: pd.DataFrame, cfg: DataConfig, target: str) -> Tuple[pd.DataF
     if not features:
         raise DataError("data.features: no feature columns left besides the target")
     x, y = frame[features].copy(), frame[target].copy()
+    _check_numeric_text(x, [c for c in x.columns if _is_text(x[c])])
+    plan = plan_columns(x[y.notna()], cfg)
+    x = x[plan.keep]
+    report.update(dropped_columns=plan.dropped, high_cardinality=plan.high_cardinality, notes=plan.notes)
     missing_target = int(y.isna().sum())
     if missing_target:
         if cfg.missing == "error":
@@ -161,15 +183,18 @@ def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.
     return train, val, test, all(stratified)
 
 
-def _feature_transformer(x: pd.DataFrame, cfg: DataConfig):
+def _feature_transformer(x: pd.DataFrame, cfg: DataConfig, high_cardinality: Dict[str, str]):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
+    from dlrun.data.encoders import HashEncoder
+
     text_cols = [c for c in x.columns if _is_text(x[c])]
     num_cols = [c for c in x.columns if c not in text_cols]
-    _check_numeric_text(x, text_cols)
+    wide = [c for c in text_cols if c in high_cardinality]
+    text_cols = [c for c in text_cols if c not in wide]
     if text_cols and cfg.categorical == "error":
         col = text_cols[0]
         sample = ", ".join(repr(v) for v in x[col].dropna().astype(str).unique()[:3])
@@ -181,15 +206,24 @@ def _feature_transformer(x: pd.DataFrame, cfg: DataConfig):
     numeric_steps = [SimpleImputer(strategy="median", keep_empty_features=True)] if gaps else []
     if scaler is not None:
         numeric_steps.append(scaler())
-    encoder = (OneHotEncoder(handle_unknown="ignore", sparse_output=False) if cfg.categorical == "onehot"
-               else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
-    text_steps = ([SimpleImputer(strategy="most_frequent")] if cfg.missing == "impute" else []) + [encoder]
+    impute_text = [SimpleImputer(strategy="most_frequent")] if cfg.missing == "impute" else []
+
+    def ordinal() -> list:  # codes scaled like numbers: raw codes in the hundreds would swamp the rest
+        return [OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)] + ([scaler()] if scaler else [])
+
+    encoder = ([OneHotEncoder(handle_unknown="ignore", sparse_output=False)] if cfg.categorical == "onehot"
+               else ordinal())
     parts = []
     if num_cols:
         parts.append(("num", make_pipeline(*numeric_steps) if numeric_steps else "passthrough", num_cols))
     if text_cols:
-        parts.append(("text", make_pipeline(*text_steps), text_cols))
-    return ColumnTransformer(parts, verbose_feature_names_out=False), text_cols
+        parts.append(("text", make_pipeline(*impute_text, *encoder), text_cols))
+    for kind in ("ordinal", "hash"):
+        cols = [c for c in wide if high_cardinality[c] == kind]
+        if cols:
+            steps = ordinal() if kind == "ordinal" else [HashEncoder(cfg.hash_buckets)]
+            parts.append((kind, make_pipeline(*impute_text, *steps), cols))
+    return ColumnTransformer(parts, verbose_feature_names_out=False, sparse_threshold=0), text_cols + wide
 
 
 def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig) -> DataBundle:
@@ -209,7 +243,7 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
     report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
     train, val, test, stratified = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"),
                                           task, cfg)
-    transformer, text_cols = _feature_transformer(x, cfg)
+    transformer, text_cols = _feature_transformer(x, cfg, report.get("high_cardinality", {}))
     x_train = transformer.fit_transform(x.iloc[train]).astype("float32")
     x_val = transformer.transform(x.iloc[val]).astype("float32")
     x_test = transformer.transform(x.iloc[test]).astype("float32")
@@ -218,6 +252,15 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
             raise DataError(f"data: the {name} features still hold NaN/inf after data.missing="
                             f"{cfg.missing}; set data.missing=impute or drop")
     feature_names = [str(n) for n in transformer.get_feature_names_out()]
+    y_train, y_val, y_test = y_codes[train], y_codes[val], y_codes[test]
+    target_scale = None
+    if task == "regression" and cfg.target_scaling == "standard":
+        target_scale = target_scaler(y_train)
+        report["target_scaling"] = {"mean": target_scale[0], "std": target_scale[1]}
+    if cfg.resample != "none":
+        from dlrun.data.resample import resample
+
+        x_train, y_train, report["resampled"] = resample(x_train, y_train, task, cfg, classes)
     input_shape: Tuple[int, ...] = (x_train.shape[1],)
     if cfg.image_shape is not None:
         shape = tuple(int(d) for d in cfg.image_shape)
@@ -228,8 +271,17 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
         x_train, x_val, x_test = (a.reshape(-1, *input_shape) for a in (x_train, x_val, x_test))
     report.update(text_columns=text_cols, encoding=cfg.categorical if text_cols else None,
                   scaling=cfg.scaling, stratified=stratified)
+    notes = report.pop("notes", [])
     meta = DataMeta(task=task, n_outputs=len(classes) if task == "multiclass" else 1,
                     input_shape=input_shape, feature_names=feature_names, target=str(target),
                     classes=classes, rows={"train": len(train), "val": len(val), "test": len(test)},
-                    report=report)
-    return DataBundle(x_train, y_codes[train], x_val, y_codes[val], x_test, y_codes[test], meta)
+                    report=report, target_scale=target_scale, notes=notes)
+    preprocessing = Preprocessing(transformer=transformer, columns=[str(c) for c in x.columns],
+                                  numeric=[str(c) for c in numeric], text=[str(c) for c in text_cols])
+    return DataBundle(x_train, y_train, x_val, y_val, x_test, y_test, meta, preprocessing)
+
+
+def target_scaler(y_train: np.ndarray) -> Tuple[float, float]:
+    """(mean, std) of the training target; a constant target keeps std 1."""
+    mean, std = float(np.mean(y_train)), float(np.std(y_train))
+    return mean, (std if std > 0 and np.isfinite(std) else 1.0)

@@ -11,6 +11,7 @@ from typing import Callable, Dict, Tuple
 import pandas as pd
 
 from dlrun.config.schema import DataConfig
+from dlrun.data import generated
 from dlrun.data.paths import TABLE_SUFFIXES, check_table_path, shown_path
 from dlrun.errors import DataError, closest
 
@@ -37,35 +38,59 @@ SOURCES: Dict[str, Callable[[DataConfig], Tuple[pd.DataFrame, str, str]]] = {
 }
 
 
-def read_table(path_text: str) -> pd.DataFrame:
-    """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can fail."""
-    path = check_table_path(path_text)
-    shown = shown_path(path_text)
+def _header(path: Path, sep: str) -> list:
+    """The header row of a text table as written (pandas renames repeated names to 'a.1')."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        return next(csv.reader(fh, delimiter=sep), [])
+
+
+def check_unique_columns(names: list, shown: str) -> None:
+    """Refuse a table whose header repeats a column name: which copy is meant is unknowable."""
+    seen: Dict[str, int] = {}
+    for name in names:
+        seen[str(name)] = seen.get(str(name), 0) + 1
+    repeated = [f"{name!r} ({n} times)" for name, n in seen.items() if n > 1]
+    if repeated:
+        raise DataError(f"{shown}: column names must be unique; repeated: {', '.join(repeated[:5])}. "
+                        "Rename the copies in the file")
+
+
+def read_table(path_text: str, key: str = "data.path") -> pd.DataFrame:
+    """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can
+    fail, each naming `key` (the config key or argument that named the file)."""
+    path = check_table_path(path_text, key)
+    shown = f"{key}={shown_path(path_text)}" if key else shown_path(path_text)
     kind = TABLE_SUFFIXES[path.suffix.lower()]
     try:
         if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            check_unique_columns(pq.read_schema(path).names, shown)
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pd.read_csv(path, sep=sep)
             if frame.shape[1] == 1 and path.suffix.lower() != ".tsv":  # maybe ';'-, tab- or '|'-separated
                 with open(path, newline="", errors="replace") as fh:
                     sample = fh.read(65536)
                 with contextlib.suppress(csv.Error):
-                    frame = pd.read_csv(path, sep=csv.Sniffer().sniff(sample, delimiters=";\t|").delimiter)
+                    sep = csv.Sniffer().sniff(sample, delimiters=";\t|").delimiter
+                    frame = pd.read_csv(path, sep=sep)
+            check_unique_columns(_header(path, sep), shown)
     except PermissionError:
-        raise DataError(f"data.path={shown}: not readable (permission denied)") from None
+        raise DataError(f"{shown}: not readable (permission denied)") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"data.path={shown}: the file is empty") from None
+        raise DataError(f"{shown}: the file is empty") from None
     except csv.Error as err:
-        raise DataError(f"data.path={shown}: cannot be read as a {kind} table ({err}; "
+        raise DataError(f"{shown}: cannot be read as a {kind} table ({err}; "
                         "is it a comma- or semicolon-separated text file?)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"data.path={shown}: cannot be read as a {kind} table ({first})") from None
+        raise DataError(f"{shown}: cannot be read as a {kind} table ({first})") from None
     if frame.shape[0] == 0:
-        raise DataError(f"data.path={shown}: the table has a header but no rows")
+        raise DataError(f"{shown}: the table has a header but no rows")
     if frame.shape[1] < 2:
-        raise DataError(f"data.path={shown}: found {frame.shape[1]} column; a table needs a target "
+        raise DataError(f"{shown}: found {frame.shape[1]} column; a table needs a target "
                         "and at least one feature column (is the separator a comma?)")
     return frame
 
@@ -134,6 +159,7 @@ def load_mnist(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
 
 
 SOURCES["mnist"] = load_mnist
+SOURCES["loans"] = generated.load_loans
 
 
 def load_frame(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:

@@ -89,7 +89,8 @@ def entries(root: Union[str, Path, None] = None) -> List[Dict[str, Any]]:
     if not base.is_dir():
         return []
     found = [e for e in (read(p) for p in base.glob("*.json")) if e is not None]
-    return sorted(found, key=lambda e: e["_started"], reverse=True)
+    # file names start with the start time to the microsecond: they order runs started in one second
+    return sorted(found, key=lambda e: (e["_started"], e["_path"].name), reverse=True)
 
 
 def write(entry: Dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, Optional, Union
 from dlrun.errors import DlrunError
 
 PACKAGES = ("dlrun", "tensorflow", "keras", "keras-tuner", "hydra-core", "omegaconf", "numpy", "pandas",
-            "scikit-learn", "rich", "matplotlib")
+            "scikit-learn", "imbalanced-learn", "skops", "rich", "matplotlib")
 
 
 class OutputError(DlrunError):
@@ -62,6 +62,22 @@ def unusable_dir(path: Union[str, Path]) -> Optional[str]:
             if not part.is_dir():
                 return "is a file, not a folder" if part == path else f"is inside {part}, which is a file"
             return None
+    return None
+
+
+def uncreatable_dir(path: Union[str, Path]) -> Optional[str]:
+    """Why folder `path` cannot be created (or written into, if it exists), or None.
+    Tried, not guessed from permission bits (root ignores them; /proc refuses
+    everyone): a temporary folder is made in `path` or its nearest existing parent
+    and removed at once, so nothing is left behind."""
+    path = Path(path).absolute()
+    base = next(p for p in (path, *path.parents) if os.path.isdir(p))
+    try:
+        probe = tempfile.mkdtemp(prefix=".dlrun-probe-", dir=base)
+    except OSError as err:
+        return f"cannot create a folder in {base} ({err.strerror or err})"
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
     return None
 
 
@@ -128,7 +144,7 @@ def git_state(cwd: Union[str, Path, None] = None) -> Optional[Dict[str, Any]]:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
-HASH_IGNORES = ("name", "output_dir", "allowed_imports")  # top-level keys that do not change a result
+HASH_IGNORES = ("name", "output_dir", "allowed_imports", "optimized_metric")  # keys that do not change a result
 HASH_IGNORES_TRAINER = ("seed", "verbose")  # runs repeated with other seeds share a config hash
 
 

@@ -40,7 +40,7 @@ class DlrunHyperModel(kt.HyperModel):
         """tf.data pipelines, built once per batch size and loss for the whole search."""
         bundle = bundle or self.bundle
         loss_name = resolved_name(run, bundle.meta)
-        cache_key = (run.trainer.batch_size, loss_name, run.trainer.seed, key)
+        cache_key = (run.trainer.batch_size, loss_name, run.trainer.seed, str(run.trainer.class_weight), key)
         if cache_key not in self._datasets:
             self._datasets[cache_key] = make_datasets(bundle, run, loss_name)
         return self._datasets[cache_key]

@@ -58,7 +58,7 @@ def search_state(tune: TuneConfig) -> Dict[str, Any]:
         # How a search is run (workers, address, refit, overwrite) is not what it searches.
         "search": dataclasses.asdict(tune.search) | dict.fromkeys(RUN_SETTINGS),
         "space": tune.space.to_dict(),
-        "base_config": {k: v for k, v in base.items() if k != "name"},
+        "base_config": {k: v for k, v in base.items() if k not in ("name", "optimized_metric")},  # -m sweeps only
         "versions": {k: versions.get(k) for k in ("tensorflow", "keras", "keras-tuner")},
     }
 
@@ -442,7 +442,7 @@ def work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
 def finish(tune: TuneConfig, bundle: Any, frame: pd.DataFrame, run_dir: Path, out: Any) -> Optional[Dict[str, Any]]:
     """best.yaml and, unless search.refit=false, the best config refit on train+validation
     and scored on test (best_metrics.json, best_model.keras)."""
-    from dlrun.training import refit
+    from dlrun.training import refit, save_model, save_preprocessing
 
     trial = best_trial(frame, tune.direction)
     if trial is None:
@@ -459,8 +459,8 @@ def finish(tune: TuneConfig, bundle: Any, frame: pd.DataFrame, run_dir: Path, ou
         out.print(f"refitting trial {best['trial']} on train+validation for {epochs} epochs ...")
         model, scores = refit(run, bundle, epochs)
         best["refit"] = {"epochs": epochs, "train": scores["train"], "test": scores["test"]}
-        with rundir.atomic_path(run_dir / "best_model.keras") as tmp:
-            model.save(tmp)
+        save_model(model, run_dir / "best_model.keras")
+        save_preprocessing(run_dir, run, bundle, None)
     rundir.write_json(run_dir / "best_metrics.json", best)
     return best
 
