@@ -233,3 +233,11 @@ def test_mlp_units_and_initializer() -> None:
     assert type(dense[0].kernel_initializer).__name__ == "GlorotNormal"
     acts = [layer.activation.__name__ for layer in layers_of(model, keras.layers.Activation)]
     assert acts == ["tanh", "tanh"]
+
+
+def test_auto_initializer_is_he_for_classes_and_glorot_for_regression() -> None:
+    for data, cls in (("iris", "HeUniform"), ("breast_cancer", "HeUniform"), ("diabetes", "GlorotUniform")):
+        _, model = built(data=data)
+        assert type(model.get_layer("dense_1").kernel_initializer).__name__ == cls
+    _, model = built("model.initializer=he_normal", data="diabetes")  # an explicit choice is kept
+    assert type(model.get_layer("dense_1").kernel_initializer).__name__ == "HeNormal"

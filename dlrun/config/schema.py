@@ -15,7 +15,7 @@ from dlrun.errors import check, one_of
 
 ACTIVATIONS = ("relu", "elu", "selu", "gelu", "tanh", "sigmoid", "swish", "silu",
                "leaky_relu", "softplus", "linear", "mish")
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+INITIALIZERS = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "lecun_uniform", "lecun_normal", "random_normal", "random_uniform",
                 "orthogonal", "zeros", "ones")
 TASKS = ("auto", "binary", "multiclass", "regression")
@@ -95,7 +95,7 @@ class MLPConfig:
     name: str = "mlp"
     units: List[int] = field(default_factory=lambda: [256])  # width of each hidden Dense layer
     activation: str = "relu"           # hidden-layer activation
-    initializer: str = "he_uniform"    # kernel initializer of every Dense layer
+    initializer: str = "auto"          # kernel initializer of every Dense layer (auto: by task, see models/)
 
     def __post_init__(self) -> None:
         check(len(self.units) > 0 and all(u > 0 for u in self.units), "units", list(self.units),
@@ -113,7 +113,7 @@ class CNNConfig:
     padding: str = "same"              # same | valid
     units: List[int] = field(default_factory=lambda: [64])  # dense head after flattening
     activation: str = "relu"
-    initializer: str = "he_uniform"
+    initializer: str = "auto"          # auto: he_uniform for classes, glorot_uniform for regression
 
     def __post_init__(self) -> None:
         check(len(self.filters) > 0 and all(f > 0 for f in self.filters), "filters", list(self.filters),
