@@ -10,7 +10,7 @@ import numpy as np
 from dlrun.errors import ConfigError, closest
 
 
-def class_weight_codes(weights: Mapping[Any, float], classes: List[Any], y_train: np.ndarray) -> Dict[int, float]:
+def class_weight_codes(weights: Mapping[Any, float], classes: List[Any]) -> Dict[int, float]:
     """{label: weight} as written by the user -> {label code: weight}. Labels are
     matched as text (a YAML key 1 matches the class 1); a class left out weighs 1."""
     by_text = {str(label): code for code, label in enumerate(classes)}
@@ -38,7 +38,7 @@ def class_weights(setting: Any, classes: List[Any], y_train: np.ndarray) -> Opti
         out = {code: 1.0 for code in range(len(classes))}
         out.update({int(c): float(w) for c, w in zip(present, values)})
         return out
-    return class_weight_codes(setting, classes, y_train)
+    return class_weight_codes(setting, classes)
 
 
 def best_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:

@@ -253,41 +253,11 @@ def run_hydra(config_name: str, parsed: Args, task: Callable, prog: str) -> int:
     return _exit_code
 
 
-class FailedObjective:
-    """What a failed job returns to Hydra's Optuna sweeper instead of NaN. hydra-optuna-sweeper
-    1.3.0 hands a NaN to optuna's tell a second time and that error ends the whole sweep
-    (facebookresearch/hydra#2237); a value that is not a number is recorded as a failed
-    trial ("Return value must be float-castable. Got 'failed run: ...'") and the sweep goes on."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __float__(self) -> float:
-        raise ValueError(self.reason)
-
-    def __repr__(self) -> str:
-        return f"failed run: {self.reason}"
-
-
-def sweeper_name() -> Optional[str]:
-    """The -m sweeper of the running job (basic, optuna, nevergrad, ax, ...), or None for a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return HydraConfig.get().runtime.choices.get("hydra/sweeper") or "basic"
-
-
-def failed_objective(reason: str) -> Any:
-    """A failed job's return value: NaN, which Nevergrad and Ax take as the worst value
-    (Optuna: a FailedObjective, see there). The sweep goes on."""
-    return FailedObjective(reason) if sweeper_name() == "optuna" else float("nan")
-
-
 def _fail(code: int) -> None:
     """Set the exit code for a failed job: a single run or a job of a basic sweep (each one
     asked for); a sweeper that optimizes counts it as a failed trial and searches on."""
+    from dlrun.results.sweep import sweeper_name
+
     global _exit_code
     if sweeper_name() in (None, "basic"):
         _exit_code = code
@@ -304,6 +274,7 @@ def _task(body: Callable) -> Callable:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             from dlrun.display import error
+            from dlrun.results.sweep import failed_objective, sweeper_name
             error(str(err))
             _fail(err.exit_code)
             if sweeper_name() is not None:  # the sweep summary reads why this job stopped
@@ -323,6 +294,7 @@ def _train_job(cfg) -> Any:
 
     from dlrun.config import validate
     from dlrun.display import console, metrics_table, run_verdict_lines
+    from dlrun.results.sweep import objective
     from dlrun.training import train
 
     run = validate(cfg)
@@ -340,15 +312,6 @@ def _train_job(cfg) -> Any:
         _fail(1)
     out.print(f"results: [bold]{result.run_dir}[/]")
     return objective(run.optimized_metric, result.status, result.metrics)
-
-
-def objective(name: str, status: str, metrics: Dict[str, Any]) -> Any:
-    """The value of `name` (<split>_<metric>) in a run's metrics, or a failed objective."""
-    split, _, metric = name.partition("_")
-    value = metrics.get(split, {}).get(metric) if status == "completed" else None
-    if value is None or value != value:
-        return failed_objective(metrics.get("failure_reason") or f"{name} is {value}")
-    return float(value)
 
 
 def _tune_job(cfg) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from dlrun.data.prepare import as_numbers
 from dlrun.errors import DataError, DlrunError, closest
 
 PREDICTIONS_DIR = "predictions"  # default output: RUN_DIR/predictions/<file stem>.csv
@@ -91,11 +92,7 @@ def feature_frame(frame: pd.DataFrame, info: Dict[str, Any], file: str, allow_un
             raise DataError(f"{file}: column {col!r} must hold numbers; data row {_rows(np.flatnonzero(bad))} "
                             f"holds {x[col][bad].iloc[0]!r}")
         x[col] = values
-    if numeric:
-        x[numeric] = x[numeric].astype("float32" if len(numeric) > 256 else "float64")
-        if np.isinf(x[numeric].to_numpy()).any():
-            col = numeric[int(np.argmax(np.isinf(x[numeric].to_numpy()).any(axis=0)))]
-            raise DataError(f"{file}: column {col!r} has infinite values")
+    as_numbers(x, numeric, where=file)
     if info["data"].get("missing") != "impute":
         gaps = x.isna().any(axis=1)
         if gaps.any():

@@ -63,11 +63,16 @@ def optimized_names(run: RunConfig, task: str) -> List[str]:
     return [f"{split}_{name}" for split in SPLITS for name in ["loss", *metric_names(run, task)]]
 
 
+def check_produced(key: str, name: str, allowed: List[str]) -> None:
+    """A metric name that a setting refers to (optimized_metric, search.objective) must be
+    one the model produces; a typo gets a suggestion."""
+    if name not in allowed:
+        raise ConfigError(key, name, "is never produced by this model; " + one_of(name, allowed)
+                          + " (add metrics with trainer.metrics=[...])")
+
+
 def check_optimized_metric(run: RunConfig, task: str) -> None:
-    allowed = optimized_names(run, task)
-    if run.optimized_metric not in allowed:
-        raise ConfigError("optimized_metric", run.optimized_metric, "is never produced by this model; "
-                          + one_of(run.optimized_metric, allowed) + " (add metrics with trainer.metrics=[...])")
+    check_produced("optimized_metric", run.optimized_metric, optimized_names(run, task))
 
 
 def check_classes(run: RunConfig, bundle: "DataBundle") -> None:
@@ -79,7 +84,7 @@ def check_classes(run: RunConfig, bundle: "DataBundle") -> None:
     if isinstance(trainer.class_weight, dict):
         from dlrun.classification import class_weight_codes
 
-        class_weight_codes(trainer.class_weight, meta.classes, bundle.y_train)
+        class_weight_codes(trainer.class_weight, meta.classes)
     if trainer.threshold != 0.5 and meta.task != "binary":
         raise ConfigError("trainer.threshold", trainer.threshold, f"applies to binary tasks; this one is {meta.task}")
 

@@ -329,13 +329,14 @@ def choose_threshold(run: RunConfig, model: Any, bundle: DataBundle, final: Dict
         return None
     if run.trainer.threshold != "auto":
         return {"value": decision_threshold(run, loss_name), "chosen_by": "trainer.threshold"}
-    value = best_threshold(bundle.y_val, scores_of(model, bundle.x_val))
+    splits = {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val),
+              "test": (bundle.x_test, bundle.y_test)}
+    scores = {split: scores_of(model, x) for split, (x, _) in splits.items()}
+    value = best_threshold(bundle.y_val, scores["val"])
     names = set(metric_names(run, "binary")) & {"accuracy", "precision", "recall", "f1"}
-    for split, (x, y) in {"train": (bundle.x_train, bundle.y_train), "val": (bundle.x_val, bundle.y_val),
-                          "test": (bundle.x_test, bundle.y_test)}.items():
+    for split, (_, y) in splits.items():
         if split in final:
-            final[split].update({k: v for k, v in threshold_scores(y, scores_of(model, x), value).items()
-                                 if k in names})
+            final[split].update({k: v for k, v in threshold_scores(y, scores[split], value).items() if k in names})
     return {"value": value, "chosen_by": "auto: the best F1 on the validation split"}
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dlrun.cli import FailedObjective, main, objective, sweep_jobs
+from dlrun.cli import main, sweep_jobs
+from dlrun.results.sweep import FailedObjective, objective
 from dlrun.config import compose
 from dlrun.errors import ConfigError
 from tests.helpers import FAST, dlrun

@@ -194,10 +194,10 @@ def test_class_weights() -> None:
     y = np.array([0] * 90 + [1] * 10)
     assert class_weights("none", ["no", "yes"], y) is None
     assert class_weights("balanced", ["no", "yes"], y) == pytest.approx({0: 100 / 180, 1: 100 / 20})
-    assert class_weight_codes({"yes": 5}, ["no", "yes"], y) == {0: 1.0, 1: 5.0}
-    assert class_weight_codes({1: 3}, [0, 1], y) == {0: 1.0, 1: 3.0}  # YAML keys match labels as text
+    assert class_weight_codes({"yes": 5}, ["no", "yes"]) == {0: 1.0, 1: 5.0}
+    assert class_weight_codes({1: 3}, [0, 1]) == {0: 1.0, 1: 3.0}  # YAML keys match labels as text
     with pytest.raises(ConfigError, match=r"trainer.class_weight.yse=.*no such class.*did you mean 'yes'"):
-        class_weight_codes({"yse": 5}, ["no", "yes"], y)
+        class_weight_codes({"yse": 5}, ["no", "yes"])
 
 
 def test_best_threshold_maximises_f1() -> None:

@@ -15,11 +15,17 @@ def shown_path(path_text: str) -> str:
     return path_text if resolved == path_text else f"{path_text} (resolved: {resolved})"
 
 
+def named_path(path_text: str, key: str = "data.path") -> str:
+    """How error messages name a file: 'data.path=FILE (resolved: ...)', or the path alone
+    when no key named it (a command's argument)."""
+    return f"{key}={shown_path(path_text)}" if key else shown_path(path_text)
+
+
 def check_table_path(path_text: str, key: str = "data.path") -> Path:
     """The file `data.path` (or another `key`) names, or one clear DataError: missing,
     a directory, empty, or not a table format dlrun reads."""
     path = Path(path_text).expanduser()
-    shown = f"{key}={shown_path(path_text)}" if key else shown_path(path_text)
+    shown = named_path(path_text, key)
     if not path.exists():
         raise DataError(f"{shown}: file not found")
     if path.is_dir():

@@ -234,12 +234,7 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
     task = infer_task(y, cfg.task, natural_task)
     y_codes, classes = _encode_target(y, task)
     numeric = [c for c in x.columns if not _is_text(x[c])]
-    if numeric:
-        x[numeric] = x[numeric].astype("float32" if len(numeric) > 256 else "float64")  # one block, not per column
-        infinite = np.isinf(x[numeric].to_numpy()).any(axis=0)
-        if infinite.any():
-            col = numeric[int(np.argmax(infinite))]
-            raise DataError(f"data: feature column {col!r} has infinite values")
+    as_numbers(x, numeric)
     report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
     train, val, test, stratified = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"),
                                           task, cfg)
@@ -279,6 +274,17 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
     preprocessing = Preprocessing(transformer=transformer, columns=[str(c) for c in x.columns],
                                   numeric=[str(c) for c in numeric], text=[str(c) for c in text_cols])
     return DataBundle(x_train, y_train, x_val, y_val, x_test, y_test, meta, preprocessing)
+
+
+def as_numbers(x: pd.DataFrame, numeric: List[str], where: str = "data") -> None:
+    """Cast the `numeric` columns of `x` to floats in place (one block: float32 for wide
+    tables) and refuse infinite values; `where` names the table in the message."""
+    if not numeric:
+        return
+    x[numeric] = x[numeric].astype("float32" if len(numeric) > 256 else "float64")
+    infinite = np.isinf(x[numeric].to_numpy()).any(axis=0)
+    if infinite.any():
+        raise DataError(f"{where}: feature column {numeric[int(np.argmax(infinite))]!r} has infinite values")
 
 
 def target_scaler(y_train: np.ndarray) -> Tuple[float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from dlrun.config.schema import DataConfig
 from dlrun.data import generated
-from dlrun.data.paths import TABLE_SUFFIXES, check_table_path, shown_path
+from dlrun.data.paths import TABLE_SUFFIXES, check_table_path, named_path
 from dlrun.errors import DataError, closest
 
 
@@ -46,10 +47,7 @@ def _header(path: Path, sep: str) -> list:
 
 def check_unique_columns(names: list, shown: str) -> None:
     """Refuse a table whose header repeats a column name: which copy is meant is unknowable."""
-    seen: Dict[str, int] = {}
-    for name in names:
-        seen[str(name)] = seen.get(str(name), 0) + 1
-    repeated = [f"{name!r} ({n} times)" for name, n in seen.items() if n > 1]
+    repeated = [f"{name!r} ({n} times)" for name, n in Counter(str(n) for n in names).items() if n > 1]
     if repeated:
         raise DataError(f"{shown}: column names must be unique; repeated: {', '.join(repeated[:5])}. "
                         "Rename the copies in the file")
@@ -59,7 +57,7 @@ def read_table(path_text: str, key: str = "data.path") -> pd.DataFrame:
     """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can
     fail, each naming `key` (the config key or argument that named the file)."""
     path = check_table_path(path_text, key)
-    shown = f"{key}={shown_path(path_text)}" if key else shown_path(path_text)
+    shown = named_path(path_text, key)
     kind = TABLE_SUFFIXES[path.suffix.lower()]
     try:
         if kind == "parquet":

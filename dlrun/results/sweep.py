@@ -1,6 +1,8 @@
-"""The summary of a `dlrun train -m` sweep: one row per job (the overrides that vary,
-status, the optimized metric, test metrics, epochs, fit time, run folder), written as
-summary.csv and summary.md in the sweep folder and shown ranked at the terminal.
+"""What dlrun gives Hydra's -m sweepers: each job's objective (the value of
+optimized_metric, or a failed objective the sweeper records as a failed trial),
+and at the end the summary of the sweep: one row per job (the overrides that vary,
+status, the optimized metric, test metrics, epochs, fit time, run folder), written
+as summary.csv and summary.md in the sweep folder and shown ranked at the terminal.
 
 A Hydra callback (conf/train.yaml, hydra.callbacks.sweep_summary) runs it once all
 jobs are done, whatever the sweeper (basic, optuna, ...) or launcher (submitit: in
@@ -16,6 +18,57 @@ from typing import Any, Dict, Optional
 from hydra.experimental.callback import Callback
 
 SHOWN = 10  # rows of the ranked table at the terminal (the files hold every job)
+
+
+# ----------------------------------------------------------------- a job's objective
+class FailedObjective:
+    """What a failed job returns to Hydra's Optuna sweeper instead of NaN. hydra-optuna-sweeper
+    1.3.0 hands a NaN to optuna's tell a second time and that error ends the whole sweep
+    (facebookresearch/hydra#2237); a value that is not a number is recorded as a failed
+    trial ("Return value must be float-castable. Got 'failed run: ...'") and the sweep goes on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __float__(self) -> float:
+        raise ValueError(self.reason)
+
+    def __repr__(self) -> str:
+        return f"failed run: {self.reason}"
+
+
+def sweeper_name() -> Optional[str]:
+    """The -m sweeper of the running job (basic, optuna, nevergrad, ax, ...), or None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return HydraConfig.get().runtime.choices.get("hydra/sweeper") or "basic"
+
+
+def failed_objective(reason: str) -> Any:
+    """A failed job's return value: NaN, which Nevergrad and Ax take as the worst value
+    (Optuna: a FailedObjective, see there). The sweep goes on."""
+    return FailedObjective(reason) if sweeper_name() == "optuna" else float("nan")
+
+
+def metric_value(metrics: Dict[str, Any], name: str) -> Optional[float]:
+    """The value of `name` (<split>_<metric>, e.g. val_loss) in a run's metrics.json, or None."""
+    split, _, metric = name.partition("_")
+    value = metrics.get(split, {}).get(metric)
+    return None if value is None else float(value)
+
+
+def objective(name: str, status: str, metrics: Dict[str, Any]) -> Any:
+    """What a job returns to the sweeper: the value of `name`, or a failed objective."""
+    value = metric_value(metrics, name) if status == "completed" else None
+    if value is None or value != value:
+        return failed_objective(metrics.get("failure_reason") or f"{name} is {value}")
+    return value
+
+
+# ----------------------------------------------------------------- the summary
 
 
 class SweepSummary(Callback):
@@ -103,9 +156,8 @@ def _job(job_dir: Path, metric: str) -> Dict[str, Any]:
         row[metric] = math.nan
         return row
     m = json.loads(path.read_text(encoding="utf-8"))
-    split, _, name = metric.partition("_")
-    value = m.get(split, {}).get(name)
-    row.update(status=m.get("status"), **{metric: math.nan if value is None else float(value)})
+    value = metric_value(m, metric)
+    row.update(status=m.get("status"), **{metric: math.nan if value is None else value})
     row.update({f"test_{k}": v for k, v in m.get("test", {}).items() if f"test_{k}" != metric})
     row.update(epochs=m.get("epochs_run"), fit_time_s=m.get("fit_time_s"), failure_reason=m.get("failure_reason"))
     return row

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlrun.config.compose import compose, group_options
 from dlrun.config.schema import RunConfig, SearchBase
 from dlrun.config.validation import to_object, validate
-from dlrun.errors import ConfigError, one_of
+from dlrun.errors import ConfigError
 from dlrun.search.space import Param, Space, apply, grid_size, parse_space
 
 MINIMIZE_HINTS = ("loss", "error", "mae", "mse", "rmse", "mape")
@@ -110,10 +110,9 @@ def check_objective(search: SearchBase, metrics: List[str]) -> None:
     """The objective must be a name the model produces (a typo gets a suggestion), and
     then its direction must be known: a real name first, so that a typo is not
     reported as an unknown direction."""
-    allowed = objective_names(metrics)
-    if search.objective not in allowed:
-        raise ConfigError("search.objective", search.objective, "is never produced by this model; "
-                          + one_of(search.objective, allowed) + " (add metrics with trainer.metrics=[...])")
+    from dlrun.preflight import check_produced
+
+    check_produced("search.objective", search.objective, objective_names(metrics))
     resolve_direction(search)
 
 
