@@ -21,7 +21,8 @@ commands:
   train   train one model from the composed config and write a run directory
   tune    search hyperparameters with keras-tuner (search=random|grid|bayesian|hyperband)
   check   compose and validate a config, build the model and print it; train nothing
-  results list the runs of train and tune, newest first (filters: --name, --status, --same-config)
+  compare run a study: contenders x seeds as ordinary runs, ranked with intervals (study=..., presets)
+  results list the runs of train and tune, newest first (--group-by, --columns, --metric, --export)
   predict apply a trained run to the rows of a CSV/Parquet file: dlrun predict RUN_DIR FILE
 
 examples:
@@ -33,6 +34,7 @@ examples:
   dlrun train -m optimizer=sgd,adam,rmsprop    a sweep: one run directory per job
   dlrun tune search=random search.max_trials=20    keras-tuner search over space=default
   dlrun tune search=grid space=units_lr search.objective=val_accuracy
+  dlrun compare experiment=optimizer_comparison    10 optimizers x 3 seeds, ranked, with curves
   dlrun check model=cnn                        validate and show the model only
   dlrun results --same-config last             the runs that share the newest run's config
 
@@ -209,10 +211,15 @@ HELP_HEADERS = {
     "tune": "dlrun tune: search hyperparameters with keras-tuner over the space group, with the\n"
             "search group's algorithm. Rerun with the same hydra.run.dir to resume.",
     "check": "dlrun check: compose and validate a config, build the model and print it; train nothing.",
+    "compare": "dlrun compare: a study. Each contender (study.contenders: name -> overrides) runs once per\n"
+               "seed (study.seeds) as an ordinary run; runs.csv, comparison.csv/.md/.parquet and plots go to\n"
+               "the study folder, ranked by study.metric with 95% t-intervals. The same command again\n"
+               "resumes (finished runs kept). Presets: experiment=optimizer_comparison,\n"
+               "regularization_comparison, learning_rate_sweep, batch_size_comparison, cart_abandonment.",
 }
 HELP_FOOTER = """\
 Choose one option per group (group=option), set any key (optimizer.learning_rate=0.05).
-regularization takes a list: regularization=[l2,dropout]. search and space are read by dlrun tune.
+regularization takes a list: regularization=[l2,dropout]. search and space are read by dlrun tune, study by dlrun compare.
 Show the composed config: dlrun {command} --cfg job [overrides]. Sweep: dlrun train -m optimizer=sgd,adam
 Your own config folder (same layout): --config-dir DIR. Hydra's own options: --hydra-help"""
 
@@ -331,15 +338,78 @@ def _tune_job(cfg) -> None:
         _exit_code = 1
 
 
-def _hydra_command(command: str, args: Sequence[str], check: Callable, job: Callable) -> int:
-    """Help, or validate every job and then hand over to hydra.main (config name = command)."""
+def check_compare(cfg, overrides: List[str], config_dirs: List[str]):
+    from dlrun.study.plan import check_study, validate_study
+
+    study = validate_study(cfg, overrides, config_dirs)
+    return study, check_study(study)
+
+
+def _compare_job(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlrun.study.plan import check_study, validate_study
+    from dlrun.study.report import print_report
+    from dlrun.study.runner import StudyInterrupted, compare
+
+    hydra_cfg = HydraConfig.get()
+    dirs = [s.path.removeprefix("file://") for s in hydra_cfg.runtime.config_sources if s.provider == "command-line"]
+    study = validate_study(cfg, list(hydra_cfg.overrides.task), dirs, hydra_cfg.job.config_name)
+    check_study(study)  # the data is prepared already (the CLI's check): this resolves study.metric
+    try:
+        result = compare(study, Path(hydra_cfg.runtime.output_dir))
+    except StudyInterrupted as stop:
+        print_report(stop.result)
+        raise KeyboardInterrupt from None
+    print_report(result)
+    if not (result.runs["status"] == "completed").any():
+        _fail(1)
+
+
+def study_dir_override(parsed: Args, study) -> Args:
+    """Where the study runs: hydra.run.dir when given; otherwise the newest folder next to
+    the default one (experiments/<name>/) that holds this same study, so that the same
+    command resumes it (study.resume=false: a fresh folder)."""
+    from omegaconf import OmegaConf
+
+    from dlrun.config import compose
+    from dlrun.study.folder import find_resumable
+
+    if not study.settings.resume or any(o.lstrip("+").startswith("hydra.run.dir=") for o in parsed.overrides):
+        return parsed
+    cfg = compose(parsed.config_name or "compare", parsed.overrides, parsed.config_dirs, keep_hydra=True)
+    found = find_resumable(Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).parent, study.fingerprint())
+    if found is not None:
+        from dlrun.display import console
+
+        console().print(f"resuming the study in [bold]{found}[/] (finished runs are kept; "
+                        "study.resume=false starts a new one)", soft_wrap=True)
+        parsed.overrides = [*parsed.overrides, f"hydra.run.dir={found}"]
+    return parsed
+
+
+def _hydra_command(command: str, args: Sequence[str], check: Callable, job: Callable,
+                   before_run: Optional[Callable] = None, no_multirun: Optional[str] = None) -> int:
+    """Help, or validate every job and then hand over to hydra.main (config name = command).
+    `before_run(parsed, first checked job)` may add overrides (compare: the study folder);
+    `no_multirun`: why the command refuses -m."""
     parsed = parse(args, command)
     if parsed.wants_help:
         print_help(command, command, parsed)
         return 0
+    if parsed.multirun and no_multirun:
+        raise DlrunError(no_multirun)
     if not parsed.show_only:
-        validated(command, parsed, check)
+        checked = validated(command, parsed, check)
+        if before_run is not None:
+            parsed = before_run(parsed, checked[0])
     return run_hydra(command, parsed, _task(job), f"dlrun {command}")
+
+
+def cmd_compare(args: Sequence[str]) -> int:
+    return _hydra_command("compare", args, check_compare, _compare_job, before_run=study_dir_override,
+                          no_multirun="dlrun compare takes no -m: a study runs its contenders itself "
+                                      "(study.contenders)")
 
 
 def cmd_train(args: Sequence[str]) -> int:
@@ -417,7 +487,8 @@ def cmd_predict(args: Sequence[str]) -> int:
 
 
 COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check,
-                                                       "results": cmd_results, "predict": cmd_predict}
+                                                       "compare": cmd_compare, "results": cmd_results,
+                                                       "predict": cmd_predict}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,7 +2,7 @@
 run directory exists, so bad input never leaves a half-written result behind."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from dlrun.config.schema import BINARY_LOSSES, METRICS_BY_TASK, MULTICLASS_LOSSES, REGRESSION_LOSSES, RunConfig
 from dlrun.errors import ConfigError, one_of
@@ -103,21 +103,28 @@ def check_trainer(run: RunConfig, bundle: "DataBundle") -> List[str]:
     return notes
 
 
-def preflight(run: RunConfig) -> "DataBundle":
-    """Load and prepare the data, then check what depends on it. Raises DataError/ConfigError."""
-    return checked(run)[0]
-
-
-def checked(run: RunConfig) -> Tuple["DataBundle", List[str]]:
-    """The prepared data and warnings worth showing (values that are allowed but
-    probably not what was meant). Raises DataError/ConfigError."""
+def prepared(run: RunConfig) -> "DataBundle":
+    """Load and prepare the data that `run` names. Raises DataError."""
     if run.data.name == "csv" and run.data.path:
         from dlrun.data.paths import check_table_path
 
         check_table_path(run.data.path)  # before pandas is imported: a typo answers at once
     from dlrun.data import build_data
 
-    bundle = build_data(run.data, image=uses_images(run))
+    return build_data(run.data, image=uses_images(run))
+
+
+def preflight(run: RunConfig) -> "DataBundle":
+    """Load and prepare the data, then check what depends on it. Raises DataError/ConfigError."""
+    return checked(run)[0]
+
+
+def checked(run: RunConfig, bundle: Optional["DataBundle"] = None) -> Tuple["DataBundle", List[str]]:
+    """The prepared data (`bundle` when the caller prepared it already: runs of a study
+    share it) and warnings worth showing (values that are allowed but probably not
+    what was meant). Raises DataError/ConfigError."""
+    if bundle is None:
+        bundle = prepared(run)
     check_loss_fits(run, bundle.meta.task)
     check_metrics(run, bundle.meta.task)
     check_optimized_metric(run, bundle.meta.task)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from dlrun.config.schema import RunConfig, TrainerConfig
 from dlrun.data import DataBundle, DataMeta
-from dlrun.preflight import metric_names, preflight
+from dlrun.preflight import checked, metric_names
 from dlrun.results import registry, rundir
 from dlrun.runtime import import_tensorflow
 from dlrun.results.plots import learning_curves
@@ -236,15 +236,17 @@ def write_run_info(run_dir: Path, run: RunConfig) -> Dict[str, Any]:
     return info
 
 
-def train(run: RunConfig, run_dir: Union[str, Path, None] = None) -> RunResult:
+def train(run: RunConfig, run_dir: Union[str, Path, None] = None, bundle: Optional[DataBundle] = None,
+          tags: Optional[Dict[str, Any]] = None) -> RunResult:
     """Train `run`, writing the results contract into `run_dir`
-    (default experiments/<name>/<timestamp>/)."""
+    (default experiments/<name>/<timestamp>/). `bundle`: the data already prepared for
+    `run.data` (a study's runs share it); `tags`: kept in the run's registry entry."""
     started = time.perf_counter()
-    bundle = preflight(run)
+    bundle = checked(run, bundle)[0]
     run_dir = rundir.make_dir(Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name))
     config_hash = rundir.config_hash(dataclasses.asdict(run))
     with rundir.run_lock(run_dir), registry.record("train", run_dir, run.name, config_hash,
-                                                   run.trainer.seed) as entry:
+                                                   run.trainer.seed, tags=tags) as entry:
         result = _train_locked(run, run_dir, bundle, started)
         entry.finish(result.status, headline(run, result), result.metrics.get("failure_reason"))
         return result

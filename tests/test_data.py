@@ -147,6 +147,18 @@ def test_same_seed_same_split_other_seed_other_split() -> None:
     assert not np.array_equal(first.y_train, other.y_train)
 
 
+def test_train_rows_keeps_a_stratified_subset_of_training_rows_only() -> None:
+    whole = build_data(DataConfig(name="digits"))
+    fewer = build_data(DataConfig(name="digits", train_rows=50))
+    assert fewer.meta.rows["train"] == 50 == len(fewer.x_train)
+    assert fewer.meta.rows["val"] == whole.meta.rows["val"] and fewer.meta.rows["test"] == whole.meta.rows["test"]
+    np.testing.assert_array_equal(fewer.y_test, whole.y_test)  # validation and test stay whole
+    assert set(np.unique(fewer.y_train)) == set(range(10)) and np.bincount(fewer.y_train).max() <= 6
+    assert build_data(DataConfig(name="digits", train_rows=5000)).meta.rows["train"] == whole.meta.rows["train"]
+    with pytest.raises(Exception, match="train_rows"):
+        DataConfig(name="digits", train_rows=1)
+
+
 # ---------------------------------------------------------------- scaling
 def shifted_frame(n: int = 100) -> Tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Column 'shift' is N(0, 1) on the rows the split puts in train and val, and

@@ -149,7 +149,7 @@ def test_results_command_filters_and_groups_by_config(home: Path, tmp_path: Path
     (["--kind", "fit"], r"--kind 'fit': one of train, tune"),
     (["--last", "-1"], r"--last '-1': must be a whole number >= 0"),
     (["--same-config", "ffffffff"], r"no registered run has that config hash"),
-    (["--sort"], r"unknown option '--sort'"),
+    (["--sortby"], r"unknown option '--sortby'.*did you mean '--sort'"),
     (["--name"], r"--name needs a value"),
 ])
 def test_results_command_bad_options(home: Path, tmp_path: Path, capsys, args, message) -> None:

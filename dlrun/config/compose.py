@@ -16,7 +16,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from dlrun.errors import UNSET, ConfigError, one_of
 
 
-MULTI_CHOICE_GROUPS = ("regularization",)  # groups whose options combine: regularization=[l2,dropout]
+MULTI_CHOICE_GROUPS = ("regularization",)
+OPEN_KEYS = ("study.contenders=", "study.contenders.")  # dicts whose keys the user names  # groups whose options combine: regularization=[l2,dropout]
 
 
 def regularization_sections() -> List[str]:
@@ -47,10 +48,14 @@ def root_groups(config_name: str = "train") -> tuple:
 
 def normalize_overrides(overrides: Sequence[str], config_name: str) -> List[str]:
     """`+optimizer=adam` means `optimizer=adam`: Hydra rejects the `+` form for a
-    group that the defaults list already names ("Multiple values for optimizer")."""
+    group that the defaults list already names ("Multiple values for optimizer").
+    `study.contenders={name: [...]}` and `study.contenders.NAME=[...]` add contenders
+    (or replace those of the same name): Hydra's strict form for new keys is `++`."""
     groups = set(root_groups(config_name))
     out = []
     for item in overrides:
+        if item.startswith(OPEN_KEYS) and "=" in item:
+            item = "++" + item
         if item.startswith("+") and not item.startswith("++") and "=" in item:
             key = item[1:].split("=", 1)[0]
             if key in groups:

@@ -35,7 +35,7 @@ def _fraction(value: float, key: str, low_open: bool = True) -> None:
 
 
 # --------------------------------------------------------------------- data
-DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "loans", "csv")
+DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "loans", "cart_abandonment", "csv")
 IMAGE_SETS = ("digits", "mnist")  # columns are pixels: a blank one keeps its place
 HIGH_CARDINALITY = ("drop", "error", "ordinal", "hash")
 RESAMPLING = ("none", "oversample", "undersample")
@@ -43,7 +43,7 @@ RESAMPLING = ("none", "oversample", "undersample")
 
 @dataclass
 class DataConfig:
-    name: str = "digits"               # digits | iris | wine | breast_cancer | diabetes | mnist | loans | csv
+    name: str = "digits"               # see DATASETS (loans, cart_abandonment: generated)
     path: Optional[str] = None         # csv: a .csv or .parquet file
     target: Optional[str] = None       # csv: the target column
     features: Optional[List[str]] = None  # csv: feature columns (null: all but the target)
@@ -61,6 +61,7 @@ class DataConfig:
     split_seed: int = 0                # seed of the train/validation/test split
     scaling: str = "standard"          # standard | minmax | none (fitted on train only)
     max_rows: Optional[int] = None     # keep a random subset of rows (debug runs)
+    train_rows: Optional[int] = None   # keep only this many training rows; validation and test stay whole
     image_shape: Optional[List[int]] = None  # reshape features to this for CNNs, e.g. [8, 8, 1]
 
     def __post_init__(self) -> None:
@@ -81,6 +82,8 @@ class DataConfig:
         check(self.split_seed >= 0, "split_seed", self.split_seed, "must be >= 0")
         if self.max_rows is not None:
             check(self.max_rows >= 10, "max_rows", self.max_rows, "must be >= 10 or null")
+        if self.train_rows is not None:
+            check(self.train_rows >= 2, "train_rows", self.train_rows, "must be >= 2 or null")
         if self.name == "csv":
             check(bool(self.path), "path", self.path, "data=csv needs data.path=FILE (.csv or .parquet)")
             check(bool(self.target), "target", self.target, "data=csv needs data.target=COLUMN")
@@ -558,6 +561,45 @@ class HyperbandSearch(SearchBase):
         _positive(self.hyperband_iterations, "hyperband_iterations")
 
 
+# -------------------------------------------------------------------- study
+LR_GRID = [0.0001, 0.00046, 0.0022, 0.01, 0.046, 0.22, 1.0]  # 7 points, evenly spaced in log10 over 1e-4..1
+CONTENDER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # a contender's name is a folder name
+
+
+@dataclass
+class StudyConfig:
+    """dlrun compare: contenders x seeds, each an ordinary run of the shared config
+    with the contender's overrides (dlrun train ignores this section)."""
+    contenders: Dict[str, List[str]] = field(default_factory=dict)  # name -> overrides, e.g. sgd: [optimizer=sgd]
+    only: Optional[List[str]] = None   # run just these contenders (null: all)
+    seeds: int = 3                     # runs per contender: trainer.seed = 0..seeds-1
+    metric: str = "auto"               # what ranks contenders: <split>_<metric> (auto: test_ + the first metric)
+    target: Optional[float] = None     # a validation value of the metric: epochs and seconds to reach it
+    tune_lr: bool = False              # DeepOBS: per contender, the best of lr_grid (one seed) first
+    lr_grid: List[float] = field(default_factory=lambda: list(LR_GRID))  # learning rates tune_lr tries
+    vary_split: bool = False           # true: data.split_seed follows the seed too (not only init and shuffling)
+    resume: bool = True                # false: a fresh study folder even when an earlier one matches
+
+    def __post_init__(self) -> None:
+        import re
+
+        for name, overrides in self.contenders.items():
+            check(re.fullmatch(CONTENDER_NAME, str(name)) is not None, f"contenders.{name}", name,
+                  "a contender's name must be a plain folder name (letters, digits, _ . + -)")
+            check(overrides is not None and all(isinstance(o, str) and "=" in o for o in overrides),
+                  f"contenders.{name}", overrides, "must be a list of overrides, e.g. [optimizer=sgd]")
+        if self.only is not None:
+            for name in self.only:
+                check(name in self.contenders, "only", name, one_of(name, list(self.contenders)))
+        check(self.seeds >= 1, "seeds", self.seeds, "must be >= 1")
+        check(bool(self.lr_grid) and all(lr > 0 for lr in self.lr_grid), "lr_grid", list(self.lr_grid),
+              "must be a non-empty list of learning rates > 0")
+
+    def chosen(self) -> Dict[str, List[str]]:
+        """The contenders this study runs (study.only, in the contenders' order)."""
+        return {k: list(v) for k, v in self.contenders.items() if self.only is None or k in self.only}
+
+
 # ------------------------------------------------------------- root config
 @dataclass
 class RunConfig:
@@ -589,6 +631,7 @@ SCHEMAS: Dict[str, Dict[str, type]] = {
     "trainer": {"default": TrainerConfig},
     "search": {"random": RandomSearch, "grid": GridSearch, "bayesian": BayesianSearch,
                "hyperband": HyperbandSearch},
+    "study": {"default": StudyConfig},
 }
 
 

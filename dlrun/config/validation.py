@@ -14,7 +14,7 @@ from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", "allowed_imports", "optimized_metric", "search", "space", *GROUPS}  # search, space: tune
+ROOT_KEYS = {"name", "allowed_imports", "optimized_metric", "search", "space", "study", *GROUPS}  # search, space: tune; study: compare
 
 
 def _schema_for(group: str, node: Any) -> type:

@@ -180,7 +180,22 @@ def _split(n: int, y_codes: np.ndarray, task: str, cfg: DataConfig) -> Tuple[np.
     rest, test = cut(idx, cfg.test_size, stratify)
     val_share = cfg.val_size / (1.0 - cfg.test_size)
     train, val = cut(rest, val_share, None if stratify is None else y_codes[rest])
+    if cfg.train_rows is not None and cfg.train_rows < len(train):
+        train = _fewer(train, cfg.train_rows, None if stratify is None else y_codes[train], cfg.split_seed)
     return train, val, test, all(stratified)
+
+
+def _fewer(train: np.ndarray, rows: int, stratify: Optional[np.ndarray], seed: int) -> np.ndarray:
+    """data.train_rows: a random subset of the training rows (stratified when every
+    class can keep a row), for studies of overfitting and of how much data helps."""
+    from sklearn.model_selection import train_test_split
+
+    if stratify is not None and rows >= len(np.unique(stratify)):
+        try:
+            return np.sort(train_test_split(train, train_size=rows, random_state=seed, stratify=stratify)[0])
+        except ValueError:  # a class with a single row cannot be stratified
+            pass
+    return np.sort(np.random.default_rng(seed).choice(train, size=rows, replace=False))
 
 
 def _feature_transformer(x: pd.DataFrame, cfg: DataConfig, high_cardinality: Dict[str, str]):

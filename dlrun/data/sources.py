@@ -158,6 +158,7 @@ def load_mnist(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
 
 SOURCES["mnist"] = load_mnist
 SOURCES["loans"] = generated.load_loans
+SOURCES["cart_abandonment"] = generated.load_cart_abandonment
 
 
 def load_frame(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:

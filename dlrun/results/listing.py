@@ -18,6 +18,8 @@ from dlrun.results import registry
 
 USAGE = """\
 usage: dlrun results [--name NAME] [--kind KIND] [--status STATUS] [--same-config RUN_DIR|HASH|last] [--last N]
+                     [--columns KEYS|auto] [--metric NAME] [--sort METRIC|KEY] [--group-by KEYS]
+                     [--export FILE]
 
 The registered runs of dlrun train and dlrun tune, newest first: when, kind, name,
 status, config hash, seed, headline metric, duration and run folder. The registry is
@@ -31,14 +33,43 @@ options:
                        its first characters), or last (the newest run); runs repeated with
                        other seeds share one
   --last N             the N newest matching runs (default 20; 0: all)
+  --columns K1,K2      config values as columns, by dotted key into each run's config.yaml
+                       (optimizer.learning_rate, trainer.batch_size); a section shows its name
+                       (optimizer, model; regularization: its enabled parts joined by +, or
+                       none), a tag its value (contender, study). auto: contender and up to 5
+                       config keys that differ among the listed runs, the default when
+                       --metric, --sort or --export is given
+  --metric NAME        the metric shown (and aggregated by --group-by): <split>_<metric> from
+                       each run's metrics.json, e.g. val_accuracy, test_loss, train_mae
+                       (default: the registry's headline metric)
+  --sort METRIC|KEY    rows best first by a metric (accuracy-like: highest first; losses and
+                       errors: lowest), or by a config key; sorts every matching run, then
+                       --last N keeps the first N (default: newest first)
+  --group-by K1,K2     one row per combination of these keys' values (keys as in --columns):
+                       n (runs with a value), mean, std, 95% Student-t interval of the mean
+                       (ci_low, ci_high; blank for n=1), min and max of the metric, best mean
+                       first; only completed runs count, all matching ones unless --last is given
+  --export FILE        also write the table shown (its rows, numbers unrounded, run folders
+                       absolute) to FILE.csv, FILE.md or FILE.parquet
+
+Plain `dlrun results` reads the registry only; the last five options also read the listed
+runs' config.yaml and metrics.json, when needed (a run folder without them: blank cells).
+
+examples:
+  dlrun results --name 'digits*' --columns optimizer,optimizer.learning_rate
+  dlrun results --group-by contender --metric val_accuracy --export study.md
+  dlrun results --sort test_loss --last 5
 """
 COLORS = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "stopped": "magenta"}
-OPTIONS = ("--name", "--kind", "--status", "--same-config", "--last")
+OPTIONS = ("--name", "--kind", "--status", "--same-config", "--last", "--columns", "--metric", "--sort",
+           "--group-by", "--export")
+EXTRA = ("columns", "metric", "sort", "group_by", "export")  # the options that build a table of values
+EXPORTS = (".csv", ".md", ".parquet")
 
 
 def parse(args: Sequence[str]) -> Dict[str, Any]:
     """The options of `dlrun results`. Raises DlrunError."""
-    out: Dict[str, Any] = {"last": 20}
+    out: Dict[str, Any] = {}
     it = iter(args)
     for arg in it:
         name, eq, value = arg.partition("=")
@@ -50,6 +81,8 @@ def parse(args: Sequence[str]) -> Dict[str, Any]:
             if value is None:
                 raise DlrunError(f"dlrun results: {name} needs a value; see 'dlrun results --help'")
         out[name[2:].replace("-", "_")] = value
+    out.setdefault("last", 20)
+    out["last_given"] = "last" in out
     if out.get("kind") is not None and out["kind"] not in registry.KINDS:
         raise DlrunError(f"--kind {out['kind']!r}: " + one_of(out["kind"], registry.KINDS))
     if out.get("status") is not None and out["status"] not in registry.STATUSES:
@@ -58,6 +91,21 @@ def parse(args: Sequence[str]) -> Dict[str, Any]:
     if not raw.isdigit():
         raise DlrunError(f"--last {raw!r}: must be a whole number >= 0 (0: all runs)")
     out["last"] = int(raw)
+    for key in ("columns", "group_by"):
+        if out.get(key) is not None:
+            out[key] = [k.strip() for k in out[key].split(",") if k.strip()]
+            if not out[key]:
+                raise DlrunError(f"--{key.replace('_', '-')}: give one or more keys, e.g. optimizer,trainer.batch_size")
+    if out.get("columns") and out.get("group_by"):
+        raise DlrunError("--columns does not go with --group-by: the groups' keys are its columns")
+    for key in ("metric", "sort"):
+        if out.get(key) is not None and not out[key].strip():
+            raise DlrunError(f"--{key}: give a metric name{' or a config key' if key == 'sort' else ''}")
+    if out.get("export") is not None:
+        suffix = Path(out["export"]).suffix.lower()
+        if suffix not in EXPORTS:
+            raise DlrunError(f"--export {out['export']}: the file name must end in "
+                             + one_of(suffix or "(none)", EXPORTS))
     return out
 
 
@@ -168,6 +216,11 @@ def show(args: Sequence[str], console: Optional[Console] = None) -> int:
     if not shown:
         out.print(f"no registered run matches ({len(runs)} registered in {where})", soft_wrap=True)
         return 0
+    if any(options.get(k) is not None for k in EXTRA):
+        from dlrun.results.columns import Run
+        from dlrun.results.views import show_values
+
+        return show_values(out, [Run(e) for e in chosen], options, title, len(runs))
     out.print(table(shown, title))
     hidden = len(chosen) - len(shown)
     out.print(f"{len(shown)} of {len(chosen)} matching runs shown"

@@ -154,10 +154,11 @@ def _safe_write(entry: Dict[str, Any]) -> bool:
 
 @contextlib.contextmanager
 def record(kind: str, run_dir: Union[str, Path], name: str, config_hash: str, seed: Optional[int],
-           refused: Tuple[Type[BaseException], ...] = ()) -> Iterator[Recorder]:
+           refused: Tuple[Type[BaseException], ...] = (), tags: Optional[Dict[str, Any]] = None) -> Iterator[Recorder]:
     """Register a run for the duration of the block: 'running' at once, then the status
     given to `Recorder.finish` (default completed), 'interrupted' on Ctrl-C, 'failed'
-    on an exception. An exception of a `refused` type (nothing ran: e.g. a resume
+    on an exception. `tags` (e.g. a study run's study folder and contender) are kept
+    in the entry for `dlrun results --columns/--group-by`. An exception of a `refused` type (nothing ran: e.g. a resume
     refused) removes the entry instead."""
     reap()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -167,7 +168,7 @@ def record(kind: str, run_dir: Union[str, Path], name: str, config_hash: str, se
         "run_dir": str(Path(run_dir).resolve()), "kind": kind, "status": "running", "name": name,
         "config_hash": config_hash, "seed": seed, "pid": pid, "pid_start": _proc_start(pid),
         "host": socket.gethostname(), "started": now(), "ended": None, "metric": None, "message": None,
-        "command": rundir.command_line(),
+        "command": rundir.command_line(), "tags": dict(tags or {}),
     }
     if not _safe_write(entry):
         entry = None

@@ -1,0 +1,1 @@
+"""Studies: many ordinary runs (contenders x seeds), read back and compared."""

@@ -1,0 +1,255 @@
+"""`compare`: run a study (contenders x seeds, each an ordinary run through
+`dlrun.training.train`, in this process on data prepared once), then read the run
+folders back into runs.csv and comparison.csv/.md/.parquet, plots and a ranked table.
+
+Run again with the same study folder, it keeps every finished run (same config hash)
+and trains only the rest. Ctrl-C leaves a valid partial comparison of what finished.
+A run that fails (diverges, or raises) is a result: its contender is reported as
+failed with the reason and the study goes on."""
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pandas as pd
+
+from dlrun.results import rundir
+from dlrun.study import folder as study_folder
+from dlrun.study.plan import PlannedRun, Study, bundle_for, final_runs, lr_runs, seeds
+from dlrun.study.progress import StudyProgress
+from dlrun.study.comparison import split_metric
+from dlrun.study.readback import read_metrics, read_run
+
+FINISHED = ("completed", "failed")  # what a rerun keeps (a diverged run diverges again)
+
+
+@dataclass
+class StudyResult:
+    study_dir: Path
+    status: str                        # completed | interrupted
+    comparison: pd.DataFrame
+    runs: pd.DataFrame
+    files: List[Path]
+    kept: int = 0                      # finished runs kept from an earlier start
+    trained: int = 0
+
+
+@dataclass
+class Session:
+    study: Study
+    study_dir: Path
+    view: StudyProgress
+    done: List[Dict[str, Any]] = field(default_factory=list)   # one entry per run, in run order
+    kept: int = 0
+    trained: int = 0
+
+    # -------------------------------------------------------------- running
+    def run_all(self) -> None:
+        study = self.study
+        chosen: Dict[str, Optional[float]] = {c.name: None for c in study.contenders}
+        if study.settings.tune_lr:
+            for contender in study.contenders:
+                grid = [self.execute(p, contender.chosen) for p in lr_runs(study, contender)]
+                chosen[contender.name] = self.best_rate(grid)
+        for seed in seeds(study):  # seed-major: stopped early, every contender has its first runs
+            for contender in study.contenders:
+                if study.settings.tune_lr and chosen[contender.name] is None:
+                    if contender.chosen:
+                        self.skip(contender.name, seed, "every learning rate of study.lr_grid failed")
+                    continue
+                planned = next(p for p in final_runs(study, contender, chosen[contender.name]) if p.seed == seed)
+                self.execute(planned, contender.chosen)
+
+    def execute(self, planned: PlannedRun, chosen: bool = True) -> Dict[str, Any]:
+        """Train one planned run, or keep it when an earlier start finished it. A contender
+        that study.only leaves out keeps its finished runs and trains nothing."""
+        run_dir = self.study_dir / planned.folder
+        entry = {"planned": planned, "run_dir": run_dir, "status": None, "reason": None}
+        same = self.same_run(planned)
+        if same is not None:  # tune_lr: the grid's run at the chosen rate is this seed's run
+            entry.update(run_dir=same["run_dir"], status=same["status"], reason=same["reason"])
+            self.done.append(entry)
+            if chosen:
+                self.view.finished(planned, self.row(entry), how="the lr grid's run at this rate")
+            return entry
+        kept = self.keep(planned, run_dir) if chosen else self.finished_status(planned, run_dir)
+        if kept is not None or not chosen:
+            entry["status"] = kept or "pending"
+            if chosen:
+                self.kept += 1
+                self.view.finished(planned, self.row(entry), how="kept")
+            if kept is not None:
+                self.done.append(entry)
+            return entry
+        self.view.starting(planned)
+        try:
+            from dlrun.training import train
+
+            result = train(planned.run, run_dir, bundle=bundle_for(planned.run),
+                           tags={"study": str(self.study_dir.resolve()), "contender": planned.contender,
+                                 "phase": planned.phase})
+            entry.update(status=result.status, reason=result.metrics.get("failure_reason"))
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - a failing run is a result; the study goes on
+            text = str(err).strip().splitlines()
+            entry.update(status="failed", reason=f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
+            with contextlib.suppress(OSError, rundir.OutputError):
+                rundir.write_text(run_dir / "error.txt", traceback.format_exc())
+        finally:
+            clear_keras()
+        self.trained += 1
+        self.done.append(entry)
+        self.view.finished(planned, self.row(entry))
+        return entry
+
+    def same_run(self, planned: PlannedRun) -> Optional[Dict[str, Any]]:
+        """The lr grid's run with the same config and seed as `planned`, if one ran."""
+        for entry in self.done:
+            other = entry["planned"]
+            if other is not None and other.phase == "lr_search" and other.seed == planned.seed \
+                    and other.config_hash == planned.config_hash:
+                return entry
+        return None
+
+    @staticmethod
+    def finished_status(planned: PlannedRun, run_dir: Path) -> Optional[str]:
+        """The status of a run an earlier start finished in `run_dir` with this same config
+        and seed, or None."""
+        import json
+
+        try:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            same = json.loads((run_dir / "versions.json").read_text()).get("config_hash") == planned.config_hash
+        except (OSError, ValueError, AttributeError):
+            return None
+        status = metrics.get("status") if isinstance(metrics, dict) else None
+        return status if same and status in FINISHED and metrics.get("seed") == planned.seed else None
+
+    def keep(self, planned: PlannedRun, run_dir: Path) -> Optional[str]:
+        """finished_status, or None after clearing the folder for the run (a finished run of
+        another config is moved aside, never deleted)."""
+        if not run_dir.exists():
+            return None
+        status = self.finished_status(planned, run_dir)
+        if status is not None:
+            return status
+        if read_metrics(run_dir).get("status") in FINISHED:
+            run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted or crashed start: trained again
+        return None
+
+    def skip(self, contender: str, seed: int, reason: str) -> None:
+        self.done.append({"planned": None, "contender": contender, "seed": seed, "status": "failed",
+                          "reason": reason, "run_dir": None})
+        self.view.advance()
+
+    def best_rate(self, grid: List[Dict[str, Any]]) -> Optional[float]:
+        """The learning rate whose run scored best on validation (study.metric's measure)."""
+        from dlrun.study.statistics import maximize
+
+        name = f"val_{split_metric(self.study.metric)[1]}"
+        scored = [(row[name], entry["planned"].learning_rate) for entry in grid
+                  for row in [self.row(entry)] if row["status"] == "completed" and _finite(row.get(name))]
+        if not scored:
+            return None
+        pick = max if maximize(name) else min
+        return pick(scored, key=lambda item: item[0])[1]
+
+    # -------------------------------------------------------------- reading
+    def row(self, entry: Dict[str, Any]) -> Dict[str, Any]:
+        planned: Optional[PlannedRun] = entry["planned"]
+        if planned is None:
+            return {"contender": entry["contender"], "seed": entry["seed"], "phase": "final",
+                    "status": entry["status"], "reason": entry["reason"], "run_dir": None}
+        row = read_run(entry["run_dir"], self.study.metric, self.study.settings.target)
+        row.update(contender=planned.contender, seed=planned.seed, phase=planned.phase,
+                   learning_rate=planned.learning_rate)
+        if entry["status"] == "failed" and entry["reason"] and not read_metrics(entry["run_dir"]):
+            row.update(status="failed", reason=entry["reason"])  # raised before metrics.json was written
+        return row
+
+    def frames(self) -> tuple:
+        """runs (one row per run, the final runs of contenders not yet run as pending) and
+        each run's history by run folder."""
+        from dlrun.study.readback import ordered, read_history
+
+        rows = [self.row(e) for e in self.done]
+        for contender in self.study.contenders:
+            for seed in seeds(self.study):
+                if not any(r["contender"] == contender.name and r["seed"] == seed and r["phase"] == "final"
+                           for r in rows):
+                    rows.append({"contender": contender.name, "seed": seed, "phase": "final",
+                                 "status": "pending", "reason": None, "run_dir": None})
+        runs = ordered(pd.DataFrame(rows), [c.name for c in self.study.contenders])
+        histories = {str(d): read_history(Path(d)) for d in runs["run_dir"].dropna()}
+        return runs, histories
+
+    def finish(self, status: str) -> StudyResult:
+        """Write runs.csv, the comparison and the plots (also after Ctrl-C: a valid partial)."""
+        from dlrun.study.comparison import compare_runs, write_comparison
+        from dlrun.study.plots import study_plots
+
+        runs, histories = self.frames()
+        comparison = compare_runs(runs, self.study.metric, self.study.settings.target)
+        notes = list(self.study.notes)
+        chosen = runs["contender"].isin([c.name for c in self.study.contenders if c.chosen])
+        finished = int(runs.loc[runs["status"].isin(FINISHED) & chosen, "run_dir"].nunique())
+        planned = self.study.planned()
+        if status != "completed":
+            notes.insert(0, f"partial: stopped by the user after {finished} of {planned} runs; "
+                            "run the same command again to finish (finished runs are kept)")
+        files = write_comparison(comparison, runs, self.study_dir, notes)
+        files += study_plots(runs, histories, comparison, self.study.metric, self.study_dir)
+        counts = {"planned": planned, "finished": finished, "kept": self.kept, "trained": self.trained}
+        study_folder.write_state(self.study_dir, self.study, status, counts, study_folder.read_state(self.study_dir))
+        return StudyResult(self.study_dir, status, comparison, runs, files, self.kept, self.trained)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def clear_keras() -> None:
+    """Free the finished run's graph: hundreds of models in one process stay as fast as the first."""
+    import keras
+
+    keras.backend.clear_session()
+
+
+def compare(study: Study, study_dir: Path) -> StudyResult:
+    """Run `study` in `study_dir` (resuming what an earlier start finished there)."""
+    study_dir = rundir.make_dir(study_dir)
+    study_folder.check_folder(study_dir, study)
+    with rundir.run_lock(study_dir):
+        previous = study_folder.read_state(study_dir)
+        study_folder.write_state(study_dir, study, "running", {"planned": study.planned()}, previous)
+        with StudyProgress(study.planned(), study.metric) as view:
+            session = Session(study, study_dir, view)
+            status = "completed"
+            try:
+                session.run_all()
+            except KeyboardInterrupt:
+                status = "interrupted"
+        result = session.finish(status)
+    if status == "interrupted":
+        raise StudyInterrupted(result)
+    return result
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: the partial comparison was written; `result` says where."""
+
+    def __init__(self, result: StudyResult) -> None:
+        super().__init__()
+        self.result = result
