@@ -84,7 +84,6 @@ def load_loans(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:
     return loans_table(), "default", "binary"
 
 
-
 CART_ROWS = 20_000
 CART_SEED = 70  # about 70% of real online-shop carts are abandoned
 FREE_SHIPPING_FROM = 50.0  # dollars of cart value
