@@ -216,6 +216,14 @@ def test_group_by_gives_n_mean_std_and_t_interval(study: Path) -> None:
     assert everyone["contender"].isna().tolist() == [False, False, True] and everyone["n"].tolist() == [3, 2, 1]
 
 
+def test_group_by_counts_every_matching_run_unless_last_is_given(home: Path, tmp_path: Path) -> None:
+    for i in range(25):  # more runs than the listing's default --last 20
+        add_run(tmp_path, f"r{i}", i, 0.90 if i % 2 else 0.80, config("adam" if i % 2 else "sgd", seed=i))
+    table = exported(tmp_path, "--group-by", "optimizer").set_index("optimizer")
+    assert table.loc["adam", "n"] == 12 and table.loc["sgd", "n"] == 13
+    assert exported(tmp_path, "--group-by", "optimizer", "--last", "10")["n"].sum() == 10
+
+
 def test_group_by_another_metric_and_two_keys(study: Path) -> None:
     table = exported(study, "--group-by", "optimizer,regularization", "--metric", "test_loss", "--kind", "train")
     rows = table.to_dict("records")

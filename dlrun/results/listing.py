@@ -81,8 +81,8 @@ def parse(args: Sequence[str]) -> Dict[str, Any]:
             if value is None:
                 raise DlrunError(f"dlrun results: {name} needs a value; see 'dlrun results --help'")
         out[name[2:].replace("-", "_")] = value
+    out["last_given"] = "last" in out  # --group-by aggregates every matching run unless --last is given
     out.setdefault("last", 20)
-    out["last_given"] = "last" in out
     if out.get("kind") is not None and out["kind"] not in registry.KINDS:
         raise DlrunError(f"--kind {out['kind']!r}: " + one_of(out["kind"], registry.KINDS))
     if out.get("status") is not None and out["status"] not in registry.STATUSES:
