@@ -166,7 +166,7 @@ def test_plain_results_reads_only_the_registry(study: Path, monkeypatch) -> None
     def refuse(path: Path) -> dict:
         raise AssertionError(f"read {path}")
 
-    monkeypatch.setattr(columns, "_read", refuse)
+    monkeypatch.setattr(columns, "read_record", refuse)
     out = results("--last", "0")
     assert "test_accuracy 0.94" in out and "7 of 7 matching runs shown" in out and "contender" not in out
 

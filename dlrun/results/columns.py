@@ -5,13 +5,13 @@ Each file is read once, only when an option needs it (yaml.safe_load and json: n
 TensorFlow, no Hydra). A run whose folder lacks a file has blank values there."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from dlrun.errors import DlrunError, closest, one_of
-from dlrun.preflight import SPLITS  # metric names are <split>_<metric>: val_accuracy, test_loss
+from dlrun.preflight import SPLITS
+from dlrun.results.rundir import read_record  # metric names are <split>_<metric>: val_accuracy, test_loss
 
 NOISE = {"name", "allowed_imports", "trainer.seed", "trainer.verbose", "trainer.threads",
          "trainer.save_model"}  # keys that never explain a difference in results (the seed is a column)
@@ -36,35 +36,14 @@ class Run:
     @property
     def config(self) -> Dict[str, Any]:
         if self._config is MISSING:
-            self._config = _read(Path(self.entry["run_dir"]) / "config.yaml")
+            self._config = read_record(Path(self.entry["run_dir"]) / "config.yaml")
         return self._config
 
     @property
     def metrics(self) -> Dict[str, Any]:
         if self._metrics is MISSING:
-            self._metrics = _read(Path(self.entry["run_dir"]) / "metrics.json")
+            self._metrics = read_record(Path(self.entry["run_dir"]) / "metrics.json")
         return self._metrics
-
-
-def _read(path: Path) -> Dict[str, Any]:
-    """A YAML or JSON file as a dict; {} when it is missing or unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError):  # missing, unreadable, not UTF-8
-        return {}
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {}
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ----------------------------------------------------------------- config values and tags

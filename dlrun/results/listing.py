@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlrun.errors import DlrunError, one_of
-from dlrun.results import registry
+from dlrun.results import registry, rundir
 
 USAGE = """\
 usage: dlrun results [--name NAME] [--kind KIND] [--status STATUS] [--same-config RUN_DIR|HASH|last] [--last N]
@@ -171,14 +171,6 @@ def _metric(entry: Dict[str, Any]) -> str:
     return f"{metric.get('name')} {value:.4g}" if isinstance(value, (int, float)) else f"{metric.get('name')} {value}"
 
 
-def _shown_dir(run_dir: str) -> str:
-    try:
-        relative = os.path.relpath(run_dir)
-    except ValueError:
-        return run_dir
-    return run_dir if relative.startswith("..") else relative
-
-
 def table(runs: List[Dict[str, Any]], title: str) -> Table:
     out = Table(title=title, title_justify="left")
     for name, justify in (("when", "left"), ("kind", "left"), ("name", "left"), ("status", "left"),
@@ -190,7 +182,7 @@ def table(runs: List[Dict[str, Any]], title: str) -> Table:
         out.add_row(e["_started"].strftime("%Y-%m-%d %H:%M:%S"), e["kind"], escape(str(e.get("name") or "")),
                     f"[{COLORS.get(status, 'white')}]{status}[/]", str(e.get("config_hash") or ""),
                     "" if e.get("seed") is None else str(e["seed"]), escape(_metric(e)), _duration(e),
-                    escape(_shown_dir(e["run_dir"])))
+                    escape(rundir.shown_dir(e["run_dir"])))
     return out
 
 

@@ -111,6 +111,29 @@ def write_json(path: Union[str, Path], data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
+def read_record(path: Union[str, Path]) -> Dict[str, Any]:
+    """A run folder's JSON or YAML file (metrics.json, versions.json, config.yaml) as a
+    dict; {} when it is missing, unreadable or not a mapping (a run that died early)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8
+        return {}
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return {}
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
@@ -156,6 +179,17 @@ def config_hash(config: Dict[str, Any]) -> str:
     if isinstance(body.get("trainer"), dict):
         body["trainer"] = {k: v for k, v in body["trainer"].items() if k not in HASH_IGNORES_TRAINER}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def shown_dir(path: Union[str, Path]) -> str:
+    """A folder as the user should see it: relative to the current folder when it lies
+    inside it, absolute otherwise."""
+    path = str(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith("..") else relative
 
 
 def default_run_dir(name: str, root: Union[str, Path] = "experiments") -> Path:

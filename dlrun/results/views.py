@@ -13,7 +13,8 @@ from rich.table import Table
 
 from dlrun.errors import DlrunError, one_of
 from dlrun.results import columns, grouping
-from dlrun.results.listing import COLORS, _duration, _shown_dir
+from dlrun.results.listing import COLORS, _duration
+from dlrun.results.rundir import shown_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +134,7 @@ def _cell(column: str, value: Any) -> str:
     if column == "status":
         return f"[{COLORS.get(value, 'white')}]{escape(str(value))}[/]"
     if column == "run dir":
-        return escape(_shown_dir(str(value)))
+        return escape(shown_dir(value))
     if isinstance(value, float):
         return f"{value:.4g}"
     return escape(str(value))

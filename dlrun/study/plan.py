@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -75,8 +75,8 @@ class PlannedRun:
     def learning_rate(self) -> float:
         return float(self.run.optimizer.learning_rate)
 
-    @property
-    def config_hash(self) -> str:
+    @cached_property
+    def config_hash(self) -> str:  # compared for every run a study keeps or reuses: computed once
         return rundir.config_hash(dataclasses.asdict(self.run))
 
 
@@ -134,6 +134,7 @@ def bundle_for(run: RunConfig) -> "DataBundle":
 
 
 def forget_data() -> None:
+    """Drop the prepared data (the end of a study)."""
     _BUNDLES.clear()
 
 

@@ -2,13 +2,13 @@
 tool could: the run folder is the record, not the process that trained it."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pandas as pd
 
 from dlrun.preflight import SPLITS
+from dlrun.results.rundir import read_record
 
 LEADING = ["contender", "seed", "phase", "learning_rate", "status", "reason", "epochs_run", "fit_time_s",
            "best_val", "final_val", "epochs_to_target", "seconds_to_target"]
@@ -21,36 +21,29 @@ def read_history(run_dir: Path) -> Optional[pd.DataFrame]:
         return None
 
 
-def read_metrics(run_dir: Path) -> Dict[str, Any]:
-    try:
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
-
-
-def read_run(run_dir: Union[str, Path, None], metric: str, target: Optional[float]) -> Dict[str, Any]:
-    """One row of runs.csv: the run's status, final metrics as <split>_<name>, and what its
-    validation curve of `metric`'s measure says (best, final, epochs and seconds to `target`)."""
+def read_run(run_dir: Union[str, Path, None], metric: str,
+             target: Optional[float]) -> Tuple[Dict[str, Any], Optional[pd.DataFrame]]:
+    """One row of runs.csv and the run's history. The row: the run's status, final metrics
+    as <split>_<name>, and what its validation curve of `metric`'s measure says (best,
+    final, epochs and seconds to `target`)."""
     from dlrun.study.comparison import split_metric
     from dlrun.study.statistics import curve_summary, maximize
 
     row: Dict[str, Any] = {"run_dir": None if run_dir is None else str(run_dir), "status": "failed",
                            "reason": "the run left no metrics.json"}
     if run_dir is None:
-        return row
-    metrics = read_metrics(Path(run_dir))
+        return row, None
+    metrics = read_record(Path(run_dir) / "metrics.json")
     if metrics:
         row.update(status=metrics.get("status"), reason=metrics.get("failure_reason"),
                    epochs_run=metrics.get("epochs_run"), fit_time_s=metrics.get("fit_time_s"))
         for split in SPLITS:
             for key, value in (metrics.get(split) or {}).items():
                 row[f"{split}_{key}"] = value
-    name = split_metric(metric)[1]
+    column = f"val_{split_metric(metric)[1]}"
     history = read_history(Path(run_dir))
-    column = f"val_{name}"
-    row.update(curve_summary(history if history is not None else pd.DataFrame(), column, maximize(column), target))
-    return row
+    row.update(curve_summary(history, column, maximize(column), target))
+    return row, history
 
 
 def ordered(runs: pd.DataFrame, contenders: List[str]) -> pd.DataFrame:

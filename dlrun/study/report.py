@@ -1,16 +1,10 @@
 """The end of a study at the terminal: the ranked table, what it means, where the files are."""
 from __future__ import annotations
 
-import os
-
 from rich.markup import escape
 
 from dlrun.display import console
-
-
-def _shown(path) -> str:
-    relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") else relative
+from dlrun.results.rundir import shown_dir
 
 
 def print_report(result) -> None:
@@ -34,4 +28,4 @@ def print_report(result) -> None:
     for _, row in failed.iterrows():
         out.print(f"[red]{escape(str(row['contender']))} failed[/]: {escape(str(row['reason']))}", soft_wrap=True)
     names = ", ".join(p.name for p in result.files)
-    out.print(f"results: [bold]{escape(_shown(result.study_dir))}[/] ({escape(names)})", soft_wrap=True)
+    out.print(f"results: [bold]{escape(shown_dir(result.study_dir))}[/] ({escape(names)})", soft_wrap=True)

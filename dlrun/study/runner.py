@@ -20,11 +20,12 @@ from typing import Any, Dict, List, Optional
 import pandas as pd
 
 from dlrun.results import rundir
+from dlrun.results.rundir import read_record
 from dlrun.study import folder as study_folder
-from dlrun.study.plan import PlannedRun, Study, bundle_for, final_runs, lr_runs, seeds
+from dlrun.study.plan import PlannedRun, Study, bundle_for, final_runs, forget_data, lr_runs, seeds
 from dlrun.study.progress import StudyProgress
 from dlrun.study.comparison import split_metric
-from dlrun.study.readback import read_metrics, read_run
+from dlrun.study.readback import read_run
 
 FINISHED = ("completed", "failed")  # what a rerun keeps (a diverged run diverges again)
 
@@ -122,14 +123,9 @@ class Session:
     def finished_status(planned: PlannedRun, run_dir: Path) -> Optional[str]:
         """The status of a run an earlier start finished in `run_dir` with this same config
         and seed, or None."""
-        import json
-
-        try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            same = json.loads((run_dir / "versions.json").read_text()).get("config_hash") == planned.config_hash
-        except (OSError, ValueError, AttributeError):
-            return None
-        status = metrics.get("status") if isinstance(metrics, dict) else None
+        metrics = read_record(run_dir / "metrics.json")
+        same = read_record(run_dir / "versions.json").get("config_hash") == planned.config_hash
+        status = metrics.get("status")
         return status if same and status in FINISHED and metrics.get("seed") == planned.seed else None
 
     def keep(self, planned: PlannedRun, run_dir: Path) -> Optional[str]:
@@ -140,7 +136,7 @@ class Session:
         status = self.finished_status(planned, run_dir)
         if status is not None:
             return status
-        if read_metrics(run_dir).get("status") in FINISHED:
+        if read_record(run_dir / "metrics.json").get("status") in FINISHED:
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
         else:
             shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted or crashed start: trained again
@@ -165,32 +161,38 @@ class Session:
 
     # -------------------------------------------------------------- reading
     def row(self, entry: Dict[str, Any]) -> Dict[str, Any]:
+        """The entry's row of runs.csv, read from its run folder once (a finished run's
+        folder does not change); its history is kept beside it for the plots."""
+        if "row" in entry:
+            return entry["row"]
         planned: Optional[PlannedRun] = entry["planned"]
         if planned is None:
-            return {"contender": entry["contender"], "seed": entry["seed"], "phase": "final",
-                    "status": entry["status"], "reason": entry["reason"], "run_dir": None}
-        row = read_run(entry["run_dir"], self.study.metric, self.study.settings.target)
+            entry["row"], entry["history"] = {"contender": entry["contender"], "seed": entry["seed"],
+                                              "phase": "final", "status": entry["status"],
+                                              "reason": entry["reason"], "run_dir": None}, None
+            return entry["row"]
+        row, entry["history"] = read_run(entry["run_dir"], self.study.metric, self.study.settings.target)
         row.update(contender=planned.contender, seed=planned.seed, phase=planned.phase,
                    learning_rate=planned.learning_rate)
-        if entry["status"] == "failed" and entry["reason"] and not read_metrics(entry["run_dir"]):
+        if entry["status"] == "failed" and entry["reason"] and not read_record(entry["run_dir"] / "metrics.json"):
             row.update(status="failed", reason=entry["reason"])  # raised before metrics.json was written
+        entry["row"] = row
         return row
 
     def frames(self) -> tuple:
         """runs (one row per run, the final runs of contenders not yet run as pending) and
         each run's history by run folder."""
-        from dlrun.study.readback import ordered, read_history
+        from dlrun.study.readback import ordered
 
         rows = [self.row(e) for e in self.done]
+        histories = {r["run_dir"]: e["history"] for r, e in zip(rows, self.done) if r["run_dir"] is not None}
         for contender in self.study.contenders:
             for seed in seeds(self.study):
                 if not any(r["contender"] == contender.name and r["seed"] == seed and r["phase"] == "final"
                            for r in rows):
                     rows.append({"contender": contender.name, "seed": seed, "phase": "final",
                                  "status": "pending", "reason": None, "run_dir": None})
-        runs = ordered(pd.DataFrame(rows), [c.name for c in self.study.contenders])
-        histories = {str(d): read_history(Path(d)) for d in runs["run_dir"].dropna()}
-        return runs, histories
+        return ordered(pd.DataFrame(rows), [c.name for c in self.study.contenders]), histories
 
     def finish(self, status: str) -> StudyResult:
         """Write runs.csv, the comparison and the plots (also after Ctrl-C: a valid partial)."""
@@ -241,6 +243,8 @@ def compare(study: Study, study_dir: Path) -> StudyResult:
                 session.run_all()
             except KeyboardInterrupt:
                 status = "interrupted"
+            finally:
+                forget_data()  # the runs are over: the prepared data is not kept for the process's life
         result = session.finish(status)
     if status == "interrupted":
         raise StudyInterrupted(result)
