@@ -35,6 +35,8 @@ examples:
   dlrun tune search=random search.max_trials=20    keras-tuner search over space=default
   dlrun tune search=grid space=units_lr search.objective=val_accuracy
   dlrun compare experiment=optimizer_comparison    10 optimizers x 3 seeds, ranked, with curves
+  dlrun train experiment=deep_sigmoid diagnostics.repair=true   a diagnosis, then reruns with its fixes
+  dlrun train logger=tensorboard trainer.checkpoint=true       TensorBoard event files; resumable after a crash
   dlrun check model=cnn                        validate and show the model only
   dlrun results --same-config last             the runs that share the newest run's config
 
@@ -215,7 +217,8 @@ HELP_HEADERS = {
                "seed (study.seeds) as an ordinary run; runs.csv, comparison.csv/.md/.parquet and plots go to\n"
                "the study folder, ranked by study.metric with 95% t-intervals. The same command again\n"
                "resumes (finished runs kept). Presets: experiment=optimizer_comparison,\n"
-               "regularization_comparison, learning_rate_sweep, batch_size_comparison, cart_abandonment.",
+               "regularization_comparison, learning_rate_sweep, batch_size_comparison, cart_abandonment,\n"
+               "vanishing_gradients, exploding_gradients.",
 }
 HELP_FOOTER = """\
 Choose one option per group (group=option), set any key (optimizer.learning_rate=0.05).
@@ -300,25 +303,53 @@ def _train_job(cfg) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     from dlrun.config import validate
-    from dlrun.display import console, metrics_table, run_verdict_lines
     from dlrun.results.sweep import objective
     from dlrun.training import train
 
     run = validate(cfg)
     result = train(run, HydraConfig.get().runtime.output_dir)
-    out = console()
-    if result.status == "completed":
-        out.print(metrics_table(result.metrics))
-        for line in run_verdict_lines(result.metrics):
-            out.print(line, soft_wrap=True)
-        m = result.metrics
-        out.print(f"[green]done[/] {m['epochs_run']} epochs in {m['fit_time_s']:.1f}s "
-                  f"(best epoch {m['best_epoch']}), {m['params']:,} parameters")
-    else:
-        out.print(f"[bold red]{result.status}[/]: {result.metrics['failure_reason']}")
+    show_run(result)
+    if run.diagnostics.repair and result.metrics.get("verdict", "ok") != "ok":
+        from dlrun.diagnostics.repair import repair
+
+        result = repair(run, result, list(HydraConfig.get().overrides.task), job_config, show_run)
+    if result.status != "completed":
         _fail(1)
-    out.print(f"results: [bold]{result.run_dir}[/]")
     return objective(run.optimized_metric, result.status, result.metrics)
+
+
+def job_config(overrides: Sequence[str]) -> Any:
+    """The validated config of this Hydra job's config with `overrides` (a repair attempt)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlrun.config import compose, validate
+
+    hc = HydraConfig.get()
+    dirs = [s.path.replace("file://", "", 1) for s in hc.runtime.config_sources
+            if s.provider == "command-line" and s.path.startswith("file://")]
+    return validate(compose(hc.job.config_name, list(overrides), dirs))
+
+
+def show_run(result: Any) -> None:
+    """A finished run for the terminal: metrics, baseline, diagnosis, where it is."""
+    from dlrun.diagnostics.report import verdict_lines
+    from dlrun.display import console, metrics_table, run_verdict_lines
+
+    out = console()
+    m = result.metrics
+    if result.status == "completed":
+        out.print(metrics_table(m))
+        for line in run_verdict_lines(m):
+            out.print(line, soft_wrap=True)
+        kept = f"; kept the weights of epoch {m['kept_best_epoch']}" if m.get("kept_best_epoch") else ""
+        resumed = f"; resumed from epoch {m['resumed_from_epoch']}" if m.get("resumed_from_epoch") else ""
+        out.print(f"[green]done[/] {m['epochs_run']} epochs in {m['fit_time_s']:.1f}s "
+                  f"(best epoch {m['best_epoch']}{kept}{resumed}), {m['params']:,} parameters")
+    else:
+        out.print(f"[bold red]{result.status}[/]: {m['failure_reason']}")
+    for line in verdict_lines(m):
+        out.print(line, soft_wrap=True)
+    out.print(f"results: [bold]{result.run_dir}[/]")
 
 
 def _tune_job(cfg) -> None:

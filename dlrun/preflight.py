@@ -129,4 +129,6 @@ def checked(run: RunConfig, bundle: Optional["DataBundle"] = None) -> Tuple["Dat
     check_metrics(run, bundle.meta.task)
     check_optimized_metric(run, bundle.meta.task)
     check_classes(run, bundle)
-    return bundle, [*bundle.meta.notes, *check_trainer(run, bundle)]
+    from dlrun.diagnostics.static import static_warnings
+
+    return bundle, [*bundle.meta.notes, *check_trainer(run, bundle), *static_warnings(run, bundle.meta, bundle.x_train)]

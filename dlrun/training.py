@@ -20,6 +20,10 @@ from dlrun.results import registry, rundir
 from dlrun.runtime import import_tensorflow
 from dlrun.results.plots import learning_curves
 from dlrun.results.tables import write_table
+from dlrun.checkpoints import (CheckpointError, backup_callback, check_resumable, keep_best_callbacks, kept_best,
+                               monitor_mode)
+from dlrun.diagnostics.session import record_diagnosis, watch
+from dlrun.loggers import logger_callbacks
 
 EVAL_BATCH = 2048  # batch size for evaluation: no gradients, so bigger is faster
 
@@ -210,6 +214,12 @@ def epoch_recorder() -> Any:
         def frame(self) -> pd.DataFrame:
             return pd.DataFrame(self.rows)
 
+        def checkpoint_state(self) -> Dict[str, Any]:  # see dlrun.checkpoints: kept across a resume
+            return {"rows": self.rows}
+
+        def restore_checkpoint_state(self, state: Dict[str, Any]) -> None:
+            self.rows = [dict(row) for row in state["rows"]]
+
     return EpochRecorder()
 
 
@@ -245,10 +255,11 @@ def train(run: RunConfig, run_dir: Union[str, Path, None] = None, bundle: Option
     bundle = checked(run, bundle)[0]
     run_dir = rundir.make_dir(Path(run_dir) if run_dir is not None else rundir.default_run_dir(run.name))
     config_hash = rundir.config_hash(dataclasses.asdict(run))
-    with rundir.run_lock(run_dir), registry.record("train", run_dir, run.name, config_hash,
-                                                   run.trainer.seed, tags=tags) as entry:
+    with rundir.run_lock(run_dir), registry.record("train", run_dir, run.name, config_hash, run.trainer.seed,
+                                                   refused=(CheckpointError,), tags=tags) as entry:
         result = _train_locked(run, run_dir, bundle, started)
-        entry.finish(result.status, headline(run, result), result.metrics.get("failure_reason"))
+        entry.finish(result.status, headline(run, result), result.metrics.get("failure_reason"),
+                     result.metrics.get("verdict"))
         return result
 
 
@@ -260,6 +271,7 @@ def headline(run: RunConfig, result: RunResult) -> Optional[Tuple[str, Any]]:
 
 
 def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float) -> RunResult:
+    check_resumable(run, run_dir)  # a checkpoint of another config is refused before anything is written
     info = write_run_info(run_dir, run)
 
     setup_runtime(run.trainer)
@@ -272,9 +284,15 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
     data = make_datasets(bundle, run, loss_name)
     model = compile_model(run, bundle.meta, data.steps_per_epoch)
     recorder = epoch_recorder()
+    statistics = watch(run, model, bundle, loss_name)
     title = f"{run.name}: {run.model.name} {run.optimizer.name}"
-    callbacks = [recorder, *regularization_callbacks(run.regularization), *schedule_callbacks(run),
+    callbacks = [recorder, *([statistics] if statistics is not None else []),
+                 *regularization_callbacks(run.regularization), *schedule_callbacks(run), *keep_best_callbacks(run),
+                 *logger_callbacks(run, run_dir, statistics),
                  make_progress_callback(run.trainer.epochs, title, enabled=run.trainer.verbose == 1)]
+    backup = backup_callback(run, run_dir, callbacks, dataset=data.train)  # last: restores after the others reset,
+    # saves after they update; `dataset`: a resumed run continues its shuffle order
+    callbacks += [backup] if backup is not None else []
     status, reason = "completed", None
     fit_started = time.perf_counter()
     try:
@@ -304,6 +322,11 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
         if not history.empty and not (run_dir / "history.csv").exists():
             write_table(history, run_dir / "history")
     metrics = _summary(run, bundle, history, final, status, reason, fit_time, started, model, info)
+    if backup is not None and backup.resumed_epoch:
+        metrics["resumed_from_epoch"] = backup.resumed_epoch
+    metrics.update(kept_best(callbacks))
+    if statistics is not None and status != "interrupted":
+        metrics.update(record_diagnosis(run, bundle, statistics, history, metrics, run_dir, title))
     if threshold is not None:
         metrics["threshold"] = threshold
     if final.get("test"):
@@ -383,7 +406,7 @@ def _summary(run: RunConfig, bundle: DataBundle, history: pd.DataFrame, final: D
     best_epoch = None
     if not history.empty and monitor in history and history[monitor].notna().any():
         col = history[monitor]
-        best_epoch = int(history["epoch"][col.idxmax() if "acc" in monitor or "auc" in monitor else col.idxmin()])
+        best_epoch = int(history["epoch"][col.idxmax() if monitor_mode(monitor) == "max" else col.idxmin()])
     meta = bundle.meta
     return {
         "status": status,

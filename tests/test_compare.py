@@ -15,7 +15,7 @@ from dlrun.cli import main
 from tests.helpers import dlrun
 
 PRESETS = {"optimizer_comparison": 10, "regularization_comparison": 9, "learning_rate_sweep": 6,
-           "batch_size_comparison": 5, "cart_abandonment": 4}
+           "batch_size_comparison": 5, "cart_abandonment": 4, "vanishing_gradients": 6, "exploding_gradients": 4}
 PLOTS = ("curves_epochs.png", "curves_seconds.png", "final_metric.png", "train_vs_val.png")
 
 
@@ -45,6 +45,8 @@ def test_each_preset_writes_comparison_runs_and_plots(tmp_path, preset):
     assert ranked["rank"].is_monotonic_increasing and ranked["rank"].iloc[0] == 1
     if preset == "cart_abandonment":
         assert set(comparison["metric"]) == {"test_auc"}
+    if preset == "vanishing_gradients":  # every run has gradient statistics: the depth figure and verdicts
+        assert (study / "gradient_depth.png").stat().st_size > 0 and comparison["verdicts"].notna().all()
     if preset == "learning_rate_sweep":  # two seeds: an interval around each mean
         done = comparison[comparison["n"] == 2]
         assert len(done) >= 4 and done["ci_low"].notna().all()

@@ -37,3 +37,11 @@ def test_every_config_group_is_packaged() -> None:
     packages = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     groups = {p.name for p in (REPO / "conf").iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert {f"dlrun.conf.{g}" for g in groups} <= packages
+
+
+def test_every_python_package_is_packaged() -> None:
+    import tomllib
+
+    packages = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "dlrun").rglob("__init__.py")}
+    assert found <= packages, found - packages

@@ -127,3 +127,28 @@ def test_comparison_table_shows_ranks_ties_and_failures(study) -> None:
     adam = next(l for l in text.splitlines() if " adam " in l)
     assert "0.8100 ± 0.0100" in adam and "✓" in adam and "inf (0/3)" in adam
     assert "partial: NaN loss" in text and "failed: OOM" in text
+
+
+def test_verdict_counts_most_frequent_first() -> None:
+    from dlrun.study.comparison import verdict_counts
+
+    assert verdict_counts(["ok", "overfitting", "ok", None, float("nan")]) == "ok x2, overfitting x1"
+    assert verdict_counts([]) == ""
+
+
+def test_gradient_depth_plots_each_contenders_profile_from_the_run_folders(tmp_path: Path) -> None:
+    runs = []
+    for contender, slope in (("deep", 1e-2), ("relu", 1.0)):
+        for seed in range(2):
+            d = tmp_path / contender / str(seed)
+            d.mkdir(parents=True)
+            layers = ["dense_1", "dense_2", "block1_skip", "output"]
+            pd.DataFrame([{"epoch": e, "layer": name, "grad_norm": slope ** (3 - i) if name != "block1_skip" else 99.0}
+                          for e in (0, 1, 2) for i, name in enumerate(layers)]).to_csv(d / "gradients.csv", index=False)
+            runs.append({**row(contender, seed), "run_dir": str(d)})
+    frame = pd.DataFrame(runs)
+    stats = pd.read_csv(tmp_path / "deep" / "0" / "gradients.csv")
+    assert plots.depth_profile(stats, 2).tolist() == pytest.approx([1e-6, 1e-4, 1.0])  # the skip is not a layer
+    out = plots.gradient_depth(frame, tmp_path / "gradient_depth.png")
+    assert out is not None and out.stat().st_size > 0
+    assert plots.gradient_depth(pd.DataFrame([row("none", 0)]), tmp_path / "none.png") is None  # no statistics

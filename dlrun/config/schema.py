@@ -129,6 +129,22 @@ class CNNConfig:
         _in(self.initializer, INITIALIZERS, "initializer")
 
 
+@dataclass
+class ResidualMLPConfig:
+    name: str = "residual_mlp"
+    units: List[int] = field(default_factory=lambda: [128, 128, 128, 128])  # one residual block per entry
+    block_layers: int = 2              # Dense layers inside each block (the skip goes around them)
+    activation: str = "relu"
+    initializer: str = "auto"          # auto: he_uniform for classes, glorot_uniform for regression
+
+    def __post_init__(self) -> None:
+        check(len(self.units) > 0 and all(u > 0 for u in self.units), "units", list(self.units),
+              "must be a non-empty list of positive block widths, e.g. [128, 128, 128]")
+        check(self.block_layers >= 1, "block_layers", self.block_layers, "must be >= 1")
+        _in(self.activation, ACTIVATIONS, "activation")
+        _in(self.initializer, INITIALIZERS, "initializer")
+
+
 # ---------------------------------------------------------------- optimizer
 @dataclass
 class OptimizerBase:
@@ -445,9 +461,12 @@ class TrainerConfig:
     save_model: bool = True            # write model.keras into the run directory
     class_weight: Any = "none"         # classification: none | balanced | {label: weight}
     threshold: Any = 0.5               # binary: probability that counts as positive, or auto (best F1 on validation)
+    checkpoint: Any = "auto"           # save the training state after epochs: true (each) | auto (at most every 10 s) | false
+    keep_best: bool = False            # end with the weights of the best epoch (early_stopping.monitor, else val_loss)
 
     def __post_init__(self) -> None:
         _positive(self.epochs, "epochs")
+        check(self.checkpoint in (True, False, "auto"), "checkpoint", self.checkpoint, "must be true, false or auto")
         if isinstance(self.batch_size, str):
             check(self.batch_size == "full", "batch_size", self.batch_size,
                   "must be a positive integer or 'full'")
@@ -483,6 +502,69 @@ def _check_class_weight(value: Any) -> None:
     for label, weight in value.items():
         check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0,
               f"class_weight.{label}", weight, "must be a positive number")
+
+
+# -------------------------------------------------------------- diagnostics
+@dataclass
+class DiagnosisRules:
+    """Thresholds of the verdict rules (dlrun/diagnostics/rules.py): published values where there are
+    ones (AUTOTRAINER, Zhang et al. ICSE 2021), the rest measured on benchmarks/diagnostics_cases/."""
+    start_fraction: float = 0.3        # gradient rules judge the epochs from this fraction of the run on (AUTOTRAINER)
+    vanishing_ratio: float = 1e-3      # first/last layer gradient-norm ratio below this: vanishing (AUTOTRAINER)
+    exploding_ratio: float = 70.0      # first/last layer gradient-norm ratio above this: exploding (AUTOTRAINER)
+    exploding_loss: float = 3.0        # the training loss above this many times its value before training: exploding
+    dead_fraction: float = 0.7         # a ReLU layer with this fraction of units at 0 for every row: dead (AUTOTRAINER)
+    saturated_fraction: float = 0.7    # a sigmoid/tanh layer with this fraction of units pinned at a bound: saturated
+    unstable_rises: float = 0.3        # unstable: this fraction of the epochs raise the training loss ...
+    unstable_rise: float = 0.05        # ... each by more than this fraction of the loss before training
+    unstable_spikes: int = 3           # or: this many epochs at twice the lowest loss so far (and unstable_rise above it)
+    min_progress: float = 0.1          # underfitting: the best validation metric closed less of the gap from chance to perfect
+    overfit_rise: float = 0.1          # overfitting: validation loss this fraction above its best ...
+    overfit_epochs: int = 5            # ... for this many epochs after the best one, while the training loss fell
+    min_epochs: int = 3                # fewer epochs: no trend rule (unstable, underfitting, overfitting) is judged
+    deep_saturating: int = 5           # dlrun check warns about this many or more sigmoid/tanh hidden layers
+
+    def __post_init__(self) -> None:
+        _fraction(self.start_fraction, "rules.start_fraction", low_open=False)
+        for key in ("vanishing_ratio", "exploding_ratio", "exploding_loss", "unstable_rise", "overfit_rise"):
+            _positive(getattr(self, key), f"rules.{key}")
+        for key in ("dead_fraction", "saturated_fraction", "unstable_rises", "min_progress"):
+            check(0.0 < getattr(self, key) <= 1.0, f"rules.{key}", getattr(self, key), "must be in (0, 1]")
+        check(self.vanishing_ratio < self.exploding_ratio, "rules.vanishing_ratio", self.vanishing_ratio,
+              f"must be below rules.exploding_ratio ({self.exploding_ratio})")
+        check(self.overfit_epochs >= 1, "rules.overfit_epochs", self.overfit_epochs, "must be >= 1")
+        check(self.unstable_spikes >= 1, "rules.unstable_spikes", self.unstable_spikes, "must be >= 1")
+        check(self.min_epochs >= 2, "rules.min_epochs", self.min_epochs, "must be >= 2")
+        check(self.deep_saturating >= 2, "rules.deep_saturating", self.deep_saturating, "must be >= 2")
+
+
+@dataclass
+class DiagnosticsConfig:
+    """Training diagnostics: per-epoch gradient and activation statistics, a verdict with
+    evidence and suggested overrides, and optional automatic repair."""
+    enabled: bool = False              # statistics (gradients.csv/.png) and a verdict for every run and trial
+    batch_rows: int = 256              # training rows of the fixed batch the statistics are computed on
+    rules: DiagnosisRules = field(default_factory=DiagnosisRules)
+    repair: bool = False               # rerun a run whose verdict is a problem with the suggested overrides
+    max_repairs: int = 3               # at most this many repair attempts (each an ordinary run)
+
+    def __post_init__(self) -> None:
+        check(self.batch_rows >= 8, "batch_rows", self.batch_rows, "must be >= 8")
+        check(self.max_repairs >= 1, "max_repairs", self.max_repairs, "must be >= 1")
+
+
+# ------------------------------------------------------------------- logger
+LOGGERS = ("none", "tensorboard")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"                 # none | tensorboard (RUN_DIR/tensorboard/)
+    histogram_freq: int = 1            # tensorboard: weight and gradient histograms every this many epochs (0: none)
+
+    def __post_init__(self) -> None:
+        _in(self.name, LOGGERS, "name")
+        check(self.histogram_freq >= 0, "histogram_freq", self.histogram_freq, "must be >= 0 (0: no histograms)")
 
 
 # ------------------------------------------------------------------- search
@@ -612,6 +694,8 @@ class RunConfig:
     loss: Any
     regularization: RegularizationConfig
     trainer: TrainerConfig
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     allowed_imports: List[str] = field(default_factory=lambda: ["dlrun", "keras"])  # modules configs import from
     optimized_metric: str = "val_loss"  # <split>_<metric> a -m sweep optimizes (the task's return value)
 
@@ -620,7 +704,7 @@ class RunConfig:
 # in conf/<group>/ starts from it; a name missing here is reported with the valid ones.
 SCHEMAS: Dict[str, Dict[str, type]] = {
     "data": {"default": DataConfig},
-    "model": {"mlp": MLPConfig, "cnn": CNNConfig},
+    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "residual_mlp": ResidualMLPConfig},
     "optimizer": {"sgd": SGDConfig, "momentum": MomentumConfig, "nesterov": NesterovConfig,
                   "adagrad": AdagradConfig, "adadelta": AdadeltaConfig, "rmsprop": RMSpropConfig,
                   "adam": AdamConfig, "adamw": AdamWConfig, "nadam": NadamConfig},
@@ -632,6 +716,8 @@ SCHEMAS: Dict[str, Dict[str, type]] = {
     "search": {"random": RandomSearch, "grid": GridSearch, "bayesian": BayesianSearch,
                "hyperband": HyperbandSearch},
     "study": {"default": StudyConfig},
+    "diagnostics": {"default": DiagnosticsConfig},
+    "logger": {"default": LoggerConfig},
 }
 
 

@@ -14,7 +14,9 @@ from dlrun.config.schema import LOSSES, SCHEMAS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
-ROOT_KEYS = {"name", "allowed_imports", "optimized_metric", "search", "space", "study", *GROUPS}  # search, space: tune; study: compare
+OPTIONAL_GROUPS = ("diagnostics", "logger")  # schema defaults when a config (an older best.yaml) leaves them out
+ROOT_KEYS = {"name", "allowed_imports", "optimized_metric", "search", "space", "study", *GROUPS,
+             *OPTIONAL_GROUPS}  # search, space: tune; study: compare
 
 
 def _schema_for(group: str, node: Any) -> type:
@@ -76,6 +78,9 @@ def validate(cfg: DictConfig) -> RunConfig:
         if group not in cfg or cfg[group] is None:
             raise ConfigError(group, None, f"required: choose one with {group}=OPTION")
         parts[group] = to_object(group, cfg[group])
+    for group in OPTIONAL_GROUPS:
+        if cfg.get(group) is not None:
+            parts[group] = to_object(group, cfg[group])
     imports = cfg.get(KEY, list(DEFAULT))
     run = RunConfig(name=check_name(cfg.get("name", "default")), **parts,
                     allowed_imports=check_list(OmegaConf.to_container(imports) if OmegaConf.is_config(imports)

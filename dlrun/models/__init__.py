@@ -10,9 +10,10 @@ from dlrun.data import DataMeta
 from dlrun.errors import ConfigError, one_of
 from dlrun.models.cnn import build_cnn
 from dlrun.models.mlp import build_mlp
+from dlrun.models.residual_mlp import build_residual_mlp
 from dlrun.models.heads import output_layer
 
-BUILDERS: Dict[str, Callable[..., Any]] = {"mlp": build_mlp, "cnn": build_cnn}
+BUILDERS: Dict[str, Callable[..., Any]] = {"mlp": build_mlp, "cnn": build_cnn, "residual_mlp": build_residual_mlp}
 # model.initializer=auto: He for classes (digits: 0.978 test accuracy against 0.972 with
 # Glorot), Glorot for regression (test MAE 1-23% lower on all five regression tables of
 # benchmarks/bench_tabular.py, where He's larger start generalised worse).

@@ -18,6 +18,7 @@ NOISE = {"name", "allowed_imports", "trainer.seed", "trainer.verbose", "trainer.
 PREFERRED = ("data", "model", "optimizer", "schedule", "loss", "regularization")  # groups first, in this order
 MAX_DEFAULT = 5  # most config columns added when --columns is auto
 MISSING = object()  # a key the run does not have (blank), unlike a key set to null ('none')
+ENTRY_KEYS = ("status", "verdict")  # columns read from the registry entry itself
 
 
 class Run:
@@ -75,6 +76,8 @@ def lookup(config: Dict[str, Any], key: str) -> Any:
 
 def value(run: Run, key: str) -> Any:
     """The cell of config key or tag `key` for `run` (None: the run does not have it)."""
+    if key in ENTRY_KEYS:
+        return run.entry.get(key)
     if key in run.tags:
         return shown(run.tags[key])
     found = lookup(run.config, key)
@@ -95,7 +98,7 @@ def leaves(config: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 def known_keys(runs: Sequence[Run]) -> List[str]:
     """The tags and config keys (sections and leaves) of `runs`, for suggestions."""
-    found: Dict[str, None] = {}
+    found: Dict[str, None] = dict.fromkeys(ENTRY_KEYS)
     for run in runs:
         found.update(dict.fromkeys(run.tags))
         found.update(dict.fromkeys(k for k, v in run.config.items() if isinstance(v, dict)))
@@ -106,7 +109,8 @@ def known_keys(runs: Sequence[Run]) -> List[str]:
 def check_keys(option: str, keys: Sequence[str], runs: Sequence[Run]) -> None:
     """Raise DlrunError naming the first of `keys` that no run in `runs` has."""
     for key in keys:
-        if not any(key in run.tags or lookup(run.config, key) is not MISSING for run in runs):
+        if key not in ENTRY_KEYS and not any(key in run.tags or lookup(run.config, key) is not MISSING
+                                             for run in runs):
             raise DlrunError(f"{option} {key!r}: no listed run has that config key or tag; "
                              + suggest(key, known_keys(runs), "optimizer, optimizer.learning_rate, "
                                        "trainer.batch_size, contender"))

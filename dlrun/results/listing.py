@@ -22,7 +22,7 @@ usage: dlrun results [--name NAME] [--kind KIND] [--status STATUS] [--same-confi
                      [--export FILE]
 
 The registered runs of dlrun train and dlrun tune, newest first: when, kind, name,
-status, config hash, seed, headline metric, duration and run folder. The registry is
+status, verdict (the diagnosis), config hash, seed, headline metric, duration and run folder. The registry is
 $DLRUN_HOME/.registry (default: ./experiments/.registry).
 
 options:
@@ -174,13 +174,15 @@ def _metric(entry: Dict[str, Any]) -> str:
 def table(runs: List[Dict[str, Any]], title: str) -> Table:
     out = Table(title=title, title_justify="left")
     for name, justify in (("when", "left"), ("kind", "left"), ("name", "left"), ("status", "left"),
-                          ("config", "left"), ("seed", "right"), ("metric", "left"), ("took", "right"),
-                          ("run dir", "left")):
+                          ("verdict", "left"), ("config", "left"), ("seed", "right"), ("metric", "left"),
+                          ("took", "right"), ("run dir", "left")):
         out.add_column(name, justify=justify, overflow="fold", no_wrap=name != "run dir")
     for e in runs:
-        status = e["status"]
+        status, verdict = e["status"], e.get("verdict") or ""
         out.add_row(e["_started"].strftime("%Y-%m-%d %H:%M:%S"), e["kind"], escape(str(e.get("name") or "")),
-                    f"[{COLORS.get(status, 'white')}]{status}[/]", str(e.get("config_hash") or ""),
+                    f"[{COLORS.get(status, 'white')}]{status}[/]",
+                    f"[{'green' if verdict == 'ok' else 'yellow'}]{escape(verdict)}[/]",
+                    str(e.get("config_hash") or ""),
                     "" if e.get("seed") is None else str(e["seed"]), escape(_metric(e)), _duration(e),
                     escape(rundir.shown_dir(e["run_dir"])))
     return out

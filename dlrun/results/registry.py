@@ -127,8 +127,11 @@ class Recorder:
         self.entry = entry
         self.outcome: Dict[str, Any] = {}
 
-    def finish(self, status: str, metric: Optional[Tuple[str, Any]] = None, message: Optional[str] = None) -> None:
+    def finish(self, status: str, metric: Optional[Tuple[str, Any]] = None, message: Optional[str] = None,
+               verdict: Optional[str] = None) -> None:
         self.outcome = {"status": status, "message": message}
+        if verdict is not None:  # the diagnosis (dlrun.diagnostics): ok or the most severe problem
+            self.outcome["verdict"] = verdict
         if metric is not None:
             self.outcome["metric"] = {"name": metric[0], "value": _finite(metric[1])}
 

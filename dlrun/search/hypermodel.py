@@ -5,6 +5,7 @@ the best epoch."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import keras_tuner as kt
@@ -17,16 +18,21 @@ from dlrun.losses import resolved_name
 from dlrun.optim import schedule_callbacks
 from dlrun.regularization import callbacks as regularization_callbacks
 from dlrun.search.config import TuneConfig
+from dlrun.diagnostics.session import diagnose_fit, watch
+from dlrun.loggers import trial_logger_callbacks, tune_log_dir
 from dlrun.training import Datasets, compile_model, epoch_recorder, make_datasets
 
 
 class DlrunHyperModel(kt.HyperModel):
-    def __init__(self, tune: TuneConfig, bundle: DataBundle, epoch_callback: Optional[Any] = None) -> None:
+    def __init__(self, tune: TuneConfig, bundle: DataBundle, epoch_callback: Optional[Any] = None,
+                 run_dir: Optional[Path] = None) -> None:
         super().__init__(name="dlrun")
         self.tune = tune
         self.bundle = bundle
         self.epoch_callback = epoch_callback  # a keras callback for the live view, or None
+        self.run_dir = run_dir  # the search folder: logger=tensorboard writes each trial under it
         self.last_model: Any = None
+        self.diagnoses: List[Any] = []  # the verdict of each fit of the running trial (see tuners.run_trial)
         self._datasets: Dict[Tuple, Datasets] = {}
 
     # -- config ---------------------------------------------------------------
@@ -52,25 +58,37 @@ class DlrunHyperModel(kt.HyperModel):
         self.last_model = model
         return model
 
-    def fit(self, hp: kt.HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Dict[str, float]:
+    def fit(self, hp: kt.HyperParameters, model: Any, *args: Any, trial_id: Any = None, execution: int = 0,
+            **kwargs: Any) -> Dict[str, float]:
+        """`trial_id`, `execution`: passed by DlrunTunerMixin.run_trial (for the trial's logger folder)."""
         run = self.run_config(hp)
         if self.tune.search.cv_folds > 1:
-            return self._fit_folds(hp, run)
-        return self._fit_once(hp, run, model, self.datasets(run))
+            return self._fit_folds(hp, run, trial_id, execution)
+        return self._fit_once(hp, run, model, self.datasets(run), log=(trial_id, execution))
 
     # -- training --------------------------------------------------------------
-    def _fit_once(self, hp: kt.HyperParameters, run: RunConfig, model: Any, data: Datasets) -> Dict[str, float]:
+    def _fit_once(self, hp: kt.HyperParameters, run: RunConfig, model: Any, data: Datasets,
+                  bundle: Optional[DataBundle] = None, log: Tuple[Any, int] = (None, 0)) -> Dict[str, float]:
+        bundle = bundle or self.bundle
         epochs = int(hp.values.get("tuner/epochs", run.trainer.epochs))
         initial = int(hp.values.get("tuner/initial_epoch", 0))
         recorder = epoch_recorder()
-        callbacks = [recorder, *regularization_callbacks(run.regularization), *schedule_callbacks(run)]
+        statistics = watch(run, model, bundle, resolved_name(run, bundle.meta))
+        callbacks = [recorder, *([statistics] if statistics is not None else []),
+                     *regularization_callbacks(run.regularization), *schedule_callbacks(run)]
         if self.epoch_callback is not None:
             callbacks.append(self.epoch_callback)
+        trial_id, execution = log
+        if self.run_dir is not None and trial_id is not None:
+            callbacks += trial_logger_callbacks(run, tune_log_dir(self.run_dir, trial_id, execution), hp, statistics,
+                                                trial_id=str(trial_id))
         model.fit(data.train, validation_data=data.val, epochs=epochs, initial_epoch=initial,
                   callbacks=callbacks, verbose=0, shuffle=False)
+        history = recorder.frame()
+        if statistics is not None and run.diagnostics.enabled:
+            self.diagnoses.append(diagnose_fit(run, bundle, statistics, history))
         if recorder.diverged_epoch is not None:
             raise kt.errors.FailedTrialError(f"loss became NaN/inf at epoch {recorder.diverged_epoch}")
-        history = recorder.frame()
         objective = self.tune.search.objective
         if history.empty or objective not in history:
             raise kt.errors.FailedTrialError(f"the objective {objective!r} was not produced")
@@ -83,7 +101,8 @@ class DlrunHyperModel(kt.HyperModel):
                       params=float(model.count_params()))
         return result
 
-    def _fit_folds(self, hp: kt.HyperParameters, run: RunConfig) -> Dict[str, float]:
+    def _fit_folds(self, hp: kt.HyperParameters, run: RunConfig, trial_id: Any = None,
+                   execution: int = 0) -> Dict[str, float]:
         """k-fold cross-validation over train+validation: the mean of every metric,
         and the standard deviation of the objective."""
         from sklearn.model_selection import KFold, StratifiedKFold
@@ -100,7 +119,8 @@ class DlrunHyperModel(kt.HyperModel):
         for i, (tr, va) in enumerate(splitter.split(x, y)):
             fold = DataBundle(x[tr], y[tr], x[va], y[va], b.x_test, b.y_test, b.meta)
             model = self.build(hp) if i else self.last_model
-            results.append(self._fit_once(hp, run, model, self.datasets(run, fold, key=("fold", i))))
+            results.append(self._fit_once(hp, run, model, self.datasets(run, fold, key=("fold", i)), fold,
+                                          log=(trial_id, execution * folds + i)))
         keys = set.intersection(*(set(r) for r in results))
         out = {k: float(np.mean([r[k] for r in results])) for k in keys}
         objective = self.tune.search.objective

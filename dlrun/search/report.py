@@ -41,8 +41,10 @@ def print_report(result: SearchResult) -> None:
     table = Table(title=f"Leading trials ({len(done)} completed, "
                   f"{int((frame['status'] == 'failed').sum())} failed)", title_justify="left")
     columns = ["trial", *hp_cols, "objective", "best_epoch", "duration_s"]
+    if "verdict" in frame and frame["verdict"].notna().any():
+        columns.append("verdict")  # the diagnosis of each trial (dlrun.diagnostics)
     for col in columns:
-        table.add_column(short_name(col, hp_cols), justify="left" if col == "trial" else "right")
+        table.add_column(short_name(col, hp_cols), justify="left" if col in ("trial", "verdict") else "right")
     for _, row in done.head(SHOWN).iterrows():
         table.add_row(*(escape(cell(row.get(c))) for c in columns))
     out.print(table)

@@ -25,6 +25,7 @@ from dlrun.results.tables import write_table
 from dlrun.search import distributed
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
 from dlrun.search.distributed import read_failure
+from dlrun.diagnostics.trials import read_verdict
 from dlrun.search.space import tidy
 
 TUNER_DIR = "tuner"       # keras-tuner's own state (oracle, trials, checkpoints)
@@ -134,6 +135,7 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
         if status == "failed":
             reason = _reason(trial.message) or (read_failure(trial_dir(trials_dir, trial_id)) if trials_dir else None)
         row["failure_reason"] = reason
+        row["verdict"] = read_verdict(trial_dir(trials_dir, trial_id)) if trials_dir else None
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:
@@ -260,20 +262,20 @@ def _search(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any
     objective = tune.search.objective
     keys = tune.space.keys()
     view = SearchView(total, objective, tune.direction, enabled=tune.run.trainer.verbose > 0)
-    hypermodel = DlrunHyperModel(tune, bundle, epoch_callback=view.keras_callback())
+    hypermodel = DlrunHyperModel(tune, bundle, epoch_callback=view.keras_callback(), run_dir=run_dir)
+    trials_dir = run_dir / TUNER_DIR / PROJECT
 
     def on_begin(trial: Any) -> None:
         values = trial.hyperparameters.values
         view.trial_begin(trial.trial_id, values, int(values.get("tuner/epochs", tune.run.trainer.epochs)))
 
     def on_end(trial: Any) -> None:
-        frame = trial_rows(tuner.oracle, objective, keys)
+        frame = trial_rows(tuner.oracle, objective, keys, trials_dir=trials_dir)
         write_trials(frame, run_dir)
         report_trial(frame, trial, view, listener)
 
     tuner = make_tuner(tune, hypermodel, str(run_dir / TUNER_DIR), overwrite=tune.search.overwrite,
                        on_trial_begin=on_begin, on_trial_end=on_end)
-    trials_dir = run_dir / TUNER_DIR / PROJECT
     status, message = "completed", ""
     started = time.perf_counter()
     try:
@@ -432,7 +434,7 @@ def work(tune: TuneConfig, run_dir: Path, bundle: Any) -> SearchResult:
         count["trials"] += 1
         out.print(f"{me}: trial {trial.trial_id} {STATUS.get(str(trial.status), trial.status)}", soft_wrap=True)
 
-    tuner = make_tuner(tune, DlrunHyperModel(tune, bundle), str(run_dir / TUNER_DIR), overwrite=False,
+    tuner = make_tuner(tune, DlrunHyperModel(tune, bundle, run_dir=run_dir), str(run_dir / TUNER_DIR), overwrite=False,
                        on_trial_begin=on_begin, before_trial_end=before_end, on_trial_end=on_end)
     tuner.search(verbose=0)
     message = f"{me}: the chief has no more trials; this worker ran {count['trials']}"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import keras_tuner as kt
 
 from dlrun.search.config import TuneConfig, planned_trials
+from dlrun.diagnostics.trials import write_diagnosis
 from dlrun.search.space import declare
 
 
@@ -36,7 +38,12 @@ class DlrunTunerMixin:
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> List[Dict[str, float]]:
         started = time.perf_counter()
-        results = [self._build_and_fit_model(trial, *args, **kwargs) for _ in range(self.executions_per_trial)]
+        self.hypermodel.diagnoses = []
+        try:
+            results = [self._build_and_fit_model(trial, *args, trial_id=trial.trial_id, execution=i, **kwargs)
+                       for i in range(self.executions_per_trial)]
+        finally:  # a diverged trial fails, and its verdict says why
+            write_diagnosis(Path(self.get_trial_dir(trial.trial_id)), self.hypermodel.diagnoses)
         if self.keeps_weights:
             self.hypermodel.last_model.save_weights(self._get_checkpoint_fname(trial.trial_id))
         duration = round(time.perf_counter() - started, 3)

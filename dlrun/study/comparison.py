@@ -4,7 +4,7 @@ time-to-target summaries), and the files it is written to (CSV, Parquet, Markdow
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -16,9 +16,9 @@ from dlrun.study import statistics as st
 SPLITS = ("train", "val", "test")
 COLUMNS = ["rank", "contender", "status", "n", "failed", "metric", "mean", "std", "ci_low", "ci_high",
            "tied_with_best", "best_val", "final_val", "test", "gap", "epochs_to_target", "seconds_to_target",
-           "reached", "epochs", "seconds", "learning_rate", "reason"]
+           "reached", "epochs", "seconds", "learning_rate", "verdicts", "reason"]
 DTYPES = {"rank": "Int64", "n": "Int64", "failed": "Int64", "reached": "Int64", "tied_with_best": "boolean",
-          "contender": str, "status": str, "metric": str, "reason": str}
+          "contender": str, "status": str, "metric": str, "verdicts": str, "reason": str}
 
 
 def split_metric(metric: str) -> Tuple[str, str]:
@@ -47,6 +47,13 @@ def _status(statuses: pd.Series) -> str:
     return "pending" if (statuses == "pending").all() else "failed"
 
 
+def verdict_counts(verdicts: Sequence[Any]) -> str:
+    """The diagnoses of a contender's runs, most frequent first: 'vanishing_gradients x3',
+    'ok x2, overfitting x1' (blank when no run has one)."""
+    counts = pd.Series([v for v in verdicts if isinstance(v, str) and v], dtype=object).value_counts(sort=True)
+    return ", ".join(f"{v} x{n}" for v, n in counts.items())
+
+
 def _contender_row(contender: str, final: pd.DataFrame, metric: str, target: Optional[float]) -> dict:
     _, name = split_metric(metric)
     statuses = final["status"].astype(str) if len(final) else pd.Series([], dtype=object)
@@ -69,6 +76,7 @@ def _contender_row(contender: str, final: pd.DataFrame, metric: str, target: Opt
         "reached": pd.NA if target is None else st.reached(to_epochs),
         "epochs": _mean(_column(done, "epochs_run")), "seconds": _mean(_column(done, "fit_time_s")),
         "learning_rate": float(lrs.iloc[0]) if len(lrs) else float("nan"),
+        "verdicts": verdict_counts(final["verdict"] if "verdict" in final.columns else []),
         "reason": reasons[0] if reasons and status in ("failed", "partial") else "",
     }
 

@@ -49,12 +49,14 @@ def comparison_table(comparison: pd.DataFrame) -> Table:
     metric = comparison["metric"].iloc[0] if len(comparison) else "metric"
     has_target = bool(comparison["reached"].notna().any())
     has_notes = bool((comparison["status"].isin(list(STYLES)) | (comparison["reason"].fillna("") != "")).any())
+    has_verdicts = "verdicts" in comparison and bool((comparison["verdicts"].fillna("") != "").any())
     other = ("final val", "final_val") if str(metric).startswith("test_") else ("test", "test")  # not the mean again
     table = Table(title=f"{metric}, ranked (95% t-interval over seeds)", title_justify="left")
     for name, justify in [("rank", "right"), ("contender", "left"), ("n", "right"), ("mean ± std", "right"),
                           ("95% interval", "right"), ("tied", "center"), (other[0], "right"),
                           ("best val", "right")] + ([("to target", "right")] if has_target else []) + \
-                         [("lr", "right"), ("seconds", "right")] + ([("note", "left")] if has_notes else []):
+                         [("lr", "right"), ("seconds", "right")] + ([("diagnosis", "left")] if has_verdicts else []) + \
+                         ([("note", "left")] if has_notes else []):
         table.add_column(name, justify=justify)
     for _, r in comparison.iterrows():
         ranked = pd.notna(r["rank"])
@@ -66,6 +68,7 @@ def comparison_table(comparison: pd.DataFrame) -> Table:
             note = f"{note}: {r['reason']}"
         cells = [str(r["rank"]) if ranked else "", escape(str(r["contender"])), str(r["n"]), mean, interval, tie,
                  _f(r[other[1]]), _f(r["best_val"])] + ([_to_target(r)] if has_target else []) + \
-                [_g(r["learning_rate"], ".3g"), _g(r["seconds"], ".1f")] + ([escape(note)] if has_notes else [])
+                [_g(r["learning_rate"], ".3g"), _g(r["seconds"], ".1f")] + \
+                ([escape(str(r["verdicts"] or ""))] if has_verdicts else []) + ([escape(note)] if has_notes else [])
         table.add_row(*cells, style=STYLES.get(r["status"]))
     return table

@@ -236,6 +236,52 @@ def lr_sensitivity(runs: pd.DataFrame, metric_column: str, path: PathLike, label
     return _save(fig, path)
 
 
+def depth_profile(stats: pd.DataFrame, epoch: int) -> np.ndarray:
+    """Gradient norm by layer (input to output) at `epoch` of one run's gradients.csv;
+    a residual block's skip projection is not a layer of the depth."""
+    rows = stats[(stats["epoch"] == epoch) & ~stats["layer"].astype(str).str.endswith("_skip")]
+    return rows["grad_norm"].astype(float).to_numpy()
+
+
+def gradient_depth(runs: pd.DataFrame, path: PathLike) -> Optional[Path]:
+    """gradient_depth.png: each contender's gradient norm by layer depth, before and
+    after training (median over seeds, from each run's gradients.csv), log scale: a
+    vanishing gradient is a line that falls towards the input. None when no run has
+    gradient statistics."""
+    profiles: Dict[str, Dict[str, List[np.ndarray]]] = {}
+    for contender in _contenders(runs):
+        for run_dir in _done(runs, contender)["run_dir"].dropna():
+            file = Path(str(run_dir)) / "gradients.csv"
+            if not file.is_file():
+                continue
+            stats = pd.read_csv(file)
+            for when, epoch in (("before training", 0), ("after training", int(stats["epoch"].max()))):
+                profiles.setdefault(contender, {}).setdefault(when, []).append(depth_profile(stats, epoch))
+    if not profiles:
+        return None
+    plt = _pyplot()
+    colour = colours(_contenders(runs))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
+    for ax, when in zip(axes, ("before training", "after training")):
+        for contender, by_when in profiles.items():
+            found = [p for p in by_when.get(when, []) if p.size]
+            if not found:
+                continue
+            depth = min(p.size for p in found)
+            median = np.nanmedian(np.vstack([p[:depth] for p in found]), axis=0)
+            shown = np.where(median > 0, median, np.nan)
+            ax.plot(np.arange(1, depth + 1), shown, "o-", color=colour[contender], label=f"{contender} (n={len(found)})")
+        ax.set_yscale("log")
+        ax.set_title(when)
+        ax.set_xlabel("layer, input to output (last: the output layer)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("||d loss / d kernel|| (median over seeds)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    fig.suptitle("gradient norm by layer depth")
+    return _save(fig, path)
+
+
 def study_plots(runs: pd.DataFrame, histories: Dict[str, pd.DataFrame], comparison: pd.DataFrame, metric: str,
                 study_dir: PathLike, lr_column: str = "final_val") -> List[Path]:
     """Every figure of a study into `study_dir`: curves_epochs.png and
@@ -251,6 +297,8 @@ def study_plots(runs: pd.DataFrame, histories: Dict[str, pd.DataFrame], comparis
                       f"{column} by training time (mean over seeds)"),
                final_metric(comparison, study_dir / "final_metric.png", colours(_contenders(runs))),
                train_vs_val(runs, histories, split_metric(metric)[1], study_dir / "train_vs_val.png")]
+    depth = gradient_depth(runs, study_dir / "gradient_depth.png")  # when the runs have diagnostics on
+    written += [depth] if depth is not None else []
     if "phase" in runs.columns and (runs["phase"] == "lr_search").any():
         label = f"{column} ({lr_column.replace('_val', '')} epoch)" if lr_column in ("best_val", "final_val") else ""
         written.append(lr_sensitivity(runs, lr_column, study_dir / "lr_sensitivity.png", label))

@@ -36,7 +36,8 @@ def read_run(run_dir: Union[str, Path, None], metric: str,
     metrics = read_record(Path(run_dir) / "metrics.json")
     if metrics:
         row.update(status=metrics.get("status"), reason=metrics.get("failure_reason"),
-                   epochs_run=metrics.get("epochs_run"), fit_time_s=metrics.get("fit_time_s"))
+                   epochs_run=metrics.get("epochs_run"), fit_time_s=metrics.get("fit_time_s"),
+                   verdict=metrics.get("verdict"))
         for split in SPLITS:
             for key, value in (metrics.get(split) or {}).items():
                 row[f"{split}_{key}"] = value
