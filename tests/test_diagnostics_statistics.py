@@ -56,7 +56,7 @@ def fitted(*overrides: str, epochs: int = 1, keep_gradients: bool = False, befor
     if before is not None:
         before(model)
     stats = gradient_statistics(model, x, y, keep_gradients=keep_gradients)
-    model.fit(data.train, epochs=epochs, verbose=0, callbacks=[stats])
+    model.fit(data.train, epochs=epochs, verbose=0, callbacks=[stats], shuffle=False)
     return Fitted(model, stats, data, x, y)
 
 
@@ -159,7 +159,7 @@ def test_measuring_leaves_training_untouched() -> None:
     trained weights (batch norm's moving statistics included) are those of a run without it."""
     overrides = ("model.units=[16]", "regularization=[batchnorm,dropout]", "trainer.deterministic=true")
     model, data, _, _ = built(*overrides)
-    model.fit(data.train, epochs=2, verbose=0)
+    model.fit(data.train, epochs=2, verbose=0, shuffle=False)
     measured = fitted(*overrides, epochs=2).model
     for plain, with_stats in zip(model.get_weights(), measured.get_weights()):
         np.testing.assert_array_equal(plain, with_stats)
@@ -214,7 +214,7 @@ def test_a_resumed_run_compares_its_next_update_with_the_restored_weights() -> N
     resumed = gradient_statistics(model, run.x, run.y)
     resumed.restore_checkpoint_state(state)
     before = model.get_layer("dense_1").kernel.numpy()
-    model.fit(run.data.train, epochs=3, initial_epoch=2, verbose=0, callbacks=[resumed])
+    model.fit(run.data.train, epochs=3, initial_epoch=2, verbose=0, callbacks=[resumed], shuffle=False)
     after = model.get_layer("dense_1").kernel.numpy()
     frame = resumed.frame()
     assert sorted(frame["epoch"].unique()) == [0, 1, 2, 3]  # no second epoch-0 row
