@@ -117,7 +117,10 @@ def _unusable(folder: Path, why: str) -> CheckpointError:
 def check_resumable(run: RunConfig, run_dir: Path) -> Optional[Dict[str, Any]]:
     """The state of RUN_DIR/checkpoint if `run` may resume from it, None when there is
     none; raises CheckpointError (one line: what differs, how to start afresh) when it
-    belongs to another config or lies beyond trainer.epochs."""
+    belongs to another config or lies beyond trainer.epochs. With trainer.checkpoint=false
+    nothing is resumed (backup_callback deletes what is there): None."""
+    if run.trainer.checkpoint is False:
+        return None
     folder = Path(run_dir) / FOLDER
     state = read_state(folder)
     if state is None:
@@ -214,18 +217,21 @@ def unsaved_variables(model: Any) -> List[Any]:
     return [v for v in model.variables if id(v) not in saved]
 
 
-def backup_callback(run: RunConfig, run_dir: Path, callbacks: List[Any], dataset: Any = None) -> Optional[Any]:
+def backup_callback(run: RunConfig, run_dir: Path, callbacks: List[Any], dataset: Any = None,
+                    state: Optional[Dict[str, Any]] = None) -> Optional[Any]:
     """The callback that saves the training state after epochs and resumes from it, or
     None with trainer.checkpoint=false (a checkpoint left in the folder is then stale:
     this run starts afresh there, so it is deleted). It must come LAST in the
     callbacks: its on_train_begin restores after the others reset, its on_epoch_end
     saves after they updated. `dataset`: the shuffled training tf.data pipeline; given,
-    a resumed run draws the shuffle orders the uninterrupted run would have drawn."""
+    a resumed run draws the shuffle orders the uninterrupted run would have drawn.
+    `state`: what check_resumable returned, when the caller checked already."""
     folder = Path(run_dir) / FOLDER
     if run.trainer.checkpoint is False:
         shutil.rmtree(folder, ignore_errors=True)
         return None
-    state = check_resumable(run, run_dir)  # refuses another config before anything trains
+    if state is None:
+        state = check_resumable(run, run_dir)  # refuses another config before anything trains
     config = resume_config(run)
     return _backup_class()(folder, callbacks, state, rundir.config_hash(config), config,
                            every_epoch=run.trainer.checkpoint is True, dataset=dataset)

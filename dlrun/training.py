@@ -271,7 +271,7 @@ def headline(run: RunConfig, result: RunResult) -> Optional[Tuple[str, Any]]:
 
 
 def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float) -> RunResult:
-    check_resumable(run, run_dir)  # a checkpoint of another config is refused before anything is written
+    resume = check_resumable(run, run_dir)  # a checkpoint of another config is refused before anything is written
     info = write_run_info(run_dir, run)
 
     setup_runtime(run.trainer)
@@ -290,7 +290,7 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
                  *regularization_callbacks(run.regularization), *schedule_callbacks(run), *keep_best_callbacks(run),
                  *logger_callbacks(run, run_dir, statistics),
                  make_progress_callback(run.trainer.epochs, title, enabled=run.trainer.verbose == 1)]
-    backup = backup_callback(run, run_dir, callbacks, dataset=data.train)  # last: restores after the others reset,
+    backup = backup_callback(run, run_dir, callbacks, data.train, resume)  # last: restores after the others reset,
     # saves after they update; `dataset`: a resumed run continues its shuffle order
     callbacks += [backup] if backup is not None else []
     status, reason = "completed", None

@@ -152,6 +152,16 @@ def test_auto_checkpoint_skips_short_runs_and_false_writes_none(tmp_path):
     assert backup is None and not stale.exists()  # this run starts afresh in the folder: the old state is stale
 
 
+def test_checkpoint_false_trains_afresh_over_an_unusable_checkpoint(tmp_path):
+    from dlrun.training import train
+
+    stale = tmp_path / "checkpoint"
+    stale.mkdir()
+    (stale / "state.json").write_text("{}")  # another run's leftover that could not be resumed
+    result = train(make_run(*SMALL, "trainer.checkpoint=false"), tmp_path)
+    assert result.status == "completed" and "resumed_from_epoch" not in result.metrics and not stale.exists()
+
+
 def test_a_save_cut_short_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
     from dlrun.checkpoints import read_state
 
