@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from dlrun.config.schema import RunConfig
-from dlrun.diagnostics.rules import OK, VERDICTS
+from dlrun.diagnostics.rules import OK, severity
 
 SKIP_KEYS = ("hydra.",)
 
@@ -25,11 +25,6 @@ class Attempt:
     change: Tuple[str, ...]
     overrides: Tuple[str, ...]
     result: Any
-
-
-def severity(verdict: Optional[str]) -> int:
-    """Lower is worse; ok (and anything unknown) is best."""
-    return VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS)
 
 
 def override_key(item: str) -> str:

@@ -81,6 +81,11 @@ class Diagnosis:
 Rule = Callable[[pd.DataFrame, pd.DataFrame, RunFacts, DiagnosisRules], Optional[Finding]]
 
 
+def severity(verdict: Optional[str]) -> int:
+    """A verdict's place in VERDICTS: lower is worse; ok (and anything unknown) is best."""
+    return VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS)
+
+
 # ------------------------------------------------------------------ helpers
 def fmt(value: float) -> str:
     """A number as a student reads it: 0.27, 13.2, 2.1e-05."""
@@ -134,6 +139,11 @@ def norm_ratio(stats: pd.DataFrame) -> pd.Series:
     first, last = by[layers[0]].astype(float), by[layers[-1]].astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return first / last
+
+
+def judged_ratio(stats: pd.DataFrame, rules: DiagnosisRules) -> pd.Series:
+    """norm_ratio over the judged epochs, where it is finite."""
+    return norm_ratio(judged(stats, rules)).replace([np.inf, -np.inf], np.nan).dropna()
 
 
 def _norms_line(stats: pd.DataFrame, epoch: int, most: int = 5) -> str:
@@ -197,7 +207,7 @@ def exploding_gradients(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFa
         if len(bad):
             first = bad.iloc[0]
             seen.append(f"the gradient of {first['layer']} was {first['grad_norm']} at epoch {int(first['epoch'])}")
-        ratio = norm_ratio(judged(stats, rules)).replace([np.inf, -np.inf], np.nan).dropna()
+        ratio = judged_ratio(stats, rules)
         if len(ratio) and float(ratio.median()) > rules.exploding_ratio:
             layers = layers_in_order(stats)
             last = int(stats["epoch"].max())
@@ -224,7 +234,7 @@ def vanishing_gradients(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFa
                         rules: DiagnosisRules) -> Optional[Finding]:
     """The first layer's gradient is a tiny fraction of the output layer's (median over
     the judged epochs): the early layers barely learn."""
-    ratio = norm_ratio(judged(stats, rules)).replace([np.inf, -np.inf], np.nan).dropna()
+    ratio = judged_ratio(stats, rules)
     if not len(ratio) or float(ratio.median()) >= rules.vanishing_ratio:
         return None
     layers = layers_in_order(stats)
@@ -253,36 +263,34 @@ def vanishing_gradients(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFa
 
 
 def _unit_rule(column: str, activations: Sequence[str], threshold: float, what: str,
-               stats: pd.DataFrame, facts: RunFacts) -> Optional[Tuple[str, List[str]]]:
-    """Layers whose `column` fraction is at least `threshold` at the last epoch, with the
-    epoch since which it has been; (evidence, layers) or None."""
+               stats: pd.DataFrame, facts: RunFacts) -> Optional[str]:
+    """The evidence for the layers whose `column` fraction is at least `threshold` at the
+    last epoch, with the epoch since which it has been; None when there is none."""
     if stats.empty or column not in stats:
         return None
     output = layers_in_order(stats)[-1]  # a confident sigmoid output is pinned by design: hidden layers only
     rows = stats[stats["activation"].isin(activations) & (stats["layer"] != output)]
     last = int(stats["epoch"].max())
-    hit, parts = [], []
+    parts = []
     for layer in layers_in_order(rows):
         series = rows[rows["layer"] == layer].set_index("epoch")[column].astype(float)
         if last not in series.index or not series[last] >= threshold:
             continue
         since = _since(series, lambda v: v >= threshold)
         units = int(rows.loc[rows["layer"] == layer, "units"].iloc[0])
-        hit.append(layer)
         parts.append(f"{layer}: {pct(series[last])} of its {units} units {what} "
                      + ("from the start" if since == 0 else f"since epoch {since}"))
-    if not hit:
+    if not parts:
         return None
     rows_text = f"all {facts.probe_rows} rows of the probe batch" if facts.probe_rows else "every probe row"
-    return "; ".join(parts) + f" (for {rows_text}, at the last epoch {last})", hit
+    return "; ".join(parts) + f" (for {rows_text}, at the last epoch {last})"
 
 
 def dead_units(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFacts, rules: DiagnosisRules) -> Optional[Finding]:
     """ReLU layers where most units output 0 for every row: they get no gradient and never recover."""
-    found = _unit_rule("dead_fraction", DEAD_CAN_HAPPEN, rules.dead_fraction, "output 0", stats, facts)
-    if found is None:
+    evidence = _unit_rule("dead_fraction", DEAD_CAN_HAPPEN, rules.dead_fraction, "output 0", stats, facts)
+    if evidence is None:
         return None
-    evidence, _ = found
     overrides = [("model.activation=leaky_relu",)]
     if "batchnorm" not in facts.regularization:
         overrides.append((_with_sections(facts, "batchnorm"),))
@@ -295,11 +303,10 @@ def dead_units(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFacts, rule
 def saturated_units(stats: pd.DataFrame, history: pd.DataFrame, facts: RunFacts,
                     rules: DiagnosisRules) -> Optional[Finding]:
     """sigmoid/tanh layers where most units sit at a bound for every row: their slope is ~0."""
-    found = _unit_rule("saturated_fraction", SATURATING, rules.saturated_fraction,
-                       "pinned at a bound", stats, facts)
-    if found is None:
+    evidence = _unit_rule("saturated_fraction", SATURATING, rules.saturated_fraction, "pinned at a bound",
+                          stats, facts)
+    if evidence is None:
         return None
-    evidence, _ = found
     overrides: List[Tuple[str, ...]] = [("model.activation=relu", "model.initializer=he_normal")]
     if "batchnorm" not in facts.regularization:
         overrides.append((_with_sections(facts, "batchnorm"),))

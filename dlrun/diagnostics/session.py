@@ -25,10 +25,15 @@ def watch(run: RunConfig, model: Any, bundle: DataBundle, loss_name: str) -> Opt
     from dlrun.diagnostics.statistics import gradient_statistics
     from dlrun.training import targets
 
-    rows = min(run.diagnostics.batch_rows, len(bundle.x_train))
+    rows = probe_rows(run, bundle)
     x = bundle.x_train[:rows]
     y = targets(bundle.y_train[:rows], bundle.meta, loss_name)
     return gradient_statistics(model, x, y, keep_gradients=histograms)
+
+
+def probe_rows(run: RunConfig, bundle: DataBundle) -> int:
+    """How many training rows the fixed batch holds: diagnostics.batch_rows, or all of them."""
+    return min(run.diagnostics.batch_rows, len(bundle.x_train))
 
 
 def chance_level(metric: str, bundle: DataBundle) -> Optional[float]:
@@ -84,11 +89,10 @@ def ended_on_best(run: RunConfig, history: pd.DataFrame, kept: Dict[str, Any]) -
     return bool(es and es.restore_best_weights and len(history) < run.trainer.epochs)
 
 
-def diagnose_fit(run: RunConfig, bundle: DataBundle, statistics: Any, history: pd.DataFrame,
+def diagnose_fit(run: RunConfig, bundle: DataBundle, stats: pd.DataFrame, history: pd.DataFrame,
                  kept: Optional[Dict[str, Any]] = None) -> Diagnosis:
-    stats = statistics.frame()
-    probe_rows = min(run.diagnostics.batch_rows, len(bundle.x_train))
-    facts = run_facts(run, bundle, ended_on_best(run, history, kept or {}), probe_rows)
+    """The verdict of one fit from its statistics frame and history."""
+    facts = run_facts(run, bundle, ended_on_best(run, history, kept or {}), probe_rows(run, bundle))
     return diagnose(stats, history, facts, run.diagnostics.rules)
 
 
@@ -105,5 +109,5 @@ def record_diagnosis(run: RunConfig, bundle: DataBundle, statistics: Any, histor
         gradient_plot(stats, Path(run_dir) / "gradients.png", title=title)
     out: Dict[str, Any] = {"diagnostics_time_s": round(float(getattr(statistics, "seconds", 0.0)), 3)}
     if run.diagnostics.enabled:
-        out.update(diagnose_fit(run, bundle, statistics, history, metrics).as_dict())
+        out.update(diagnose_fit(run, bundle, stats, history, metrics).as_dict())
     return out

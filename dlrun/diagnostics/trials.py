@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, List, Optional
 
-from dlrun.diagnostics.repair import severity
+from dlrun.diagnostics.rules import severity
 
 FILE = "diagnosis.json"
 

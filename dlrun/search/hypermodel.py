@@ -86,7 +86,7 @@ class DlrunHyperModel(kt.HyperModel):
                   callbacks=callbacks, verbose=0, shuffle=False)
         history = recorder.frame()
         if statistics is not None and run.diagnostics.enabled:
-            self.diagnoses.append(diagnose_fit(run, bundle, statistics, history))
+            self.diagnoses.append(diagnose_fit(run, bundle, statistics.frame(), history))
         if recorder.diverged_epoch is not None:
             raise kt.errors.FailedTrialError(f"loss became NaN/inf at epoch {recorder.diverged_epoch}")
         objective = self.tune.search.objective
