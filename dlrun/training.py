@@ -223,6 +223,17 @@ def epoch_recorder() -> Any:
     return EpochRecorder()
 
 
+def fit_callbacks(run: RunConfig, recorder: Any, statistics: Optional[Any]) -> List[Any]:
+    """The callbacks every fit of `run` has, in `train` and in each search trial: the
+    epoch recorder, the diagnostics statistics (None: off), early stopping and a
+    reduce-on-plateau schedule."""
+    from dlrun.optim import schedule_callbacks
+    from dlrun.regularization import callbacks as regularization_callbacks
+
+    return [recorder, *([statistics] if statistics is not None else []),
+            *regularization_callbacks(run.regularization), *schedule_callbacks(run)]
+
+
 def evaluate(model: Any, data: Datasets) -> Dict[str, Dict[str, float]]:
     """Final metrics on every split, with the weights training ended with."""
     out = {}
@@ -277,8 +288,6 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
     setup_runtime(run.trainer)
     from dlrun.display import make_progress_callback
     from dlrun.losses import resolved_name
-    from dlrun.optim import schedule_callbacks
-    from dlrun.regularization import callbacks as regularization_callbacks
 
     loss_name = resolved_name(run, bundle.meta)
     data = make_datasets(bundle, run, loss_name)
@@ -286,8 +295,7 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
     recorder = epoch_recorder()
     statistics = watch(run, model, bundle, loss_name)
     title = f"{run.name}: {run.model.name} {run.optimizer.name}"
-    callbacks = [recorder, *([statistics] if statistics is not None else []),
-                 *regularization_callbacks(run.regularization), *schedule_callbacks(run), *keep_best_callbacks(run),
+    callbacks = [*fit_callbacks(run, recorder, statistics), *keep_best_callbacks(run),
                  *logger_callbacks(run, run_dir, statistics),
                  make_progress_callback(run.trainer.epochs, title, enabled=run.trainer.verbose == 1)]
     backup = backup_callback(run, run_dir, callbacks, data.train, resume)  # last: restores after the others reset,

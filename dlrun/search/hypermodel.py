@@ -15,12 +15,10 @@ from dlrun.config.schema import RunConfig
 from dlrun.data import DataBundle
 from dlrun.errors import ConfigError
 from dlrun.losses import resolved_name
-from dlrun.optim import schedule_callbacks
-from dlrun.regularization import callbacks as regularization_callbacks
 from dlrun.search.config import TuneConfig
 from dlrun.diagnostics.session import diagnose_fit, watch
 from dlrun.loggers import trial_logger_callbacks, tune_log_dir
-from dlrun.training import Datasets, compile_model, epoch_recorder, make_datasets
+from dlrun.training import Datasets, compile_model, epoch_recorder, fit_callbacks, make_datasets
 
 
 class DlrunHyperModel(kt.HyperModel):
@@ -74,8 +72,7 @@ class DlrunHyperModel(kt.HyperModel):
         initial = int(hp.values.get("tuner/initial_epoch", 0))
         recorder = epoch_recorder()
         statistics = watch(run, model, bundle, resolved_name(run, bundle.meta))
-        callbacks = [recorder, *([statistics] if statistics is not None else []),
-                     *regularization_callbacks(run.regularization), *schedule_callbacks(run)]
+        callbacks = fit_callbacks(run, recorder, statistics)
         if self.epoch_callback is not None:
             callbacks.append(self.epoch_callback)
         trial_id, execution = log
