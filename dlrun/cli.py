@@ -24,6 +24,7 @@ commands:
   compare run a study: contenders x seeds as ordinary runs, ranked with intervals (study=..., presets)
   results list the runs of train and tune, newest first (--group-by, --columns, --metric, --export)
   predict apply a trained run to the rows of a CSV/Parquet file: dlrun predict RUN_DIR FILE
+  explain why a trained run predicts what it does: permutation, SHAP, LIME; saliency, IG, Grad-CAM
 
 examples:
   dlrun train                                  MLP on scikit-learn's digits (the default)
@@ -39,6 +40,7 @@ examples:
   dlrun train logger=tensorboard trainer.checkpoint=true       TensorBoard event files; resumable after a crash
   dlrun check model=cnn                        validate and show the model only
   dlrun results --same-config last             the runs that share the newest run's config
+  dlrun explain experiments/default/<time>     permutation importance, SHAP and LIME of a run
 
 Run 'dlrun COMMAND --help' for the config groups, their options and the full config.
 Options: -h/--help, -V/--version. Set HYDRA_FULL_ERROR=1 for full tracebacks.
@@ -517,9 +519,73 @@ def cmd_predict(args: Sequence[str]) -> int:
     return 0
 
 
+EXPLAIN_USAGE = """\
+usage: dlrun explain RUN_DIR [explain.KEY=VALUE ...] [data.path=FILE]
+
+Explain a trained run (dlrun train, or the best model of a dlrun tune folder) on its
+test split, in the target's own units and class names. The run's data split is
+rebuilt from its config; if the data file moved, point to it with data.path=FILE.
+Results go to RUN_DIR/explain/ (summary.md, tables, figures).
+
+methods (explain.methods=[...]; auto: all that fit the model):
+{methods}
+options (explain.KEY=VALUE):
+{options}
+examples:
+  dlrun explain RUN_DIR
+  dlrun explain RUN_DIR explain.methods=[permutation,shap] explain.repeats=10
+  dlrun explain RUN_DIR explain.methods=[lime] explain.rows=[0,7,12]
+  dlrun explain CNN_RUN_DIR explain.methods=[grad_cam,feature_visualization] explain.units=[0,1,2,3]
+"""
+
+
+def explain_usage() -> str:
+    import dataclasses
+    import inspect
+
+    from dlrun.config.schema import ExplainConfig
+    from dlrun.explain.registry import METHODS
+
+    comments = {}
+    for line in inspect.getsource(ExplainConfig).splitlines():
+        name, _, rest = line.strip().partition(":")
+        if "#" in rest and name.isidentifier():
+            comments[name] = rest.split("#", 1)[1].strip()
+    methods = "\n".join(f"  {n:<22} ({m.kind}) {m.writes}" for n, m in METHODS.items())
+    options = "\n".join(f"  {f.name}={_shown(f)}".ljust(30) + comments.get(f.name, "")
+                        for f in dataclasses.fields(ExplainConfig))
+    return EXPLAIN_USAGE.format(methods=methods, options=options)
+
+
+def _shown(f: Any) -> str:
+    import dataclasses
+
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return "null" if value is None else str(value).replace("'", "").replace(" ", "")
+
+
+def cmd_explain(args: Sequence[str]) -> int:
+    from dlrun.explain.source import parse_options
+
+    if any(a in ("-h", "--help") for a in args):
+        print(explain_usage(), end="")
+        return 0
+    words = [a for a in args if "=" not in a]
+    if len(words) != 1 or any(a.startswith("-") for a in words):
+        raise DlrunError("dlrun explain takes one run folder and explain.KEY=VALUE options: "
+                         "dlrun explain RUN_DIR [explain.methods=[shap]]; see 'dlrun explain --help'")
+    options, data = parse_options([a for a in args if "=" in a])
+    from dlrun.explain.report import print_report
+    from dlrun.explain.task import explain
+
+    result = explain(Path(words[0]), options, data)
+    print_report(result)
+    return 1 if result.failed else 0
+
+
 COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check,
                                                        "compare": cmd_compare, "results": cmd_results,
-                                                       "predict": cmd_predict}
+                                                       "predict": cmd_predict, "explain": cmd_explain}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -567,6 +567,53 @@ class LoggerConfig:
         check(self.histogram_freq >= 0, "histogram_freq", self.histogram_freq, "must be >= 0 (0: no histograms)")
 
 
+# ------------------------------------------------------------------ explain
+EXPLAIN_METHODS = ("permutation", "shap", "lime",  # tabular: a model of table rows
+                   "saliency", "integrated_gradients", "grad_cam", "feature_visualization")  # images (CNN)
+
+
+@dataclass
+class ExplainConfig:
+    """`dlrun explain RUN_DIR explain.KEY=VALUE`: which explanations, of which test rows."""
+    methods: List[str] = field(default_factory=lambda: ["auto"])  # auto: every method that fits the model
+    rows: Any = "auto"                 # test rows explained one by one (0 = first test row), or auto
+    n_rows: int = 4                    # auto: this many rows (classes: a misclassified one among them)
+    repeats: int = 5                   # permutation: shuffles per feature (mean and std over them)
+    max_rows: int = 2000               # permutation: at most this many test rows (a random subset)
+    shap_rows: int = 200               # SHAP: test rows explained (a random subset; shap_values.csv, the summary)
+    background: int = 100              # SHAP: training rows the expectations are taken over
+    lime_samples: int = 2000           # LIME: perturbed samples per explained row
+    lime_features: int = 8             # LIME: features in each row's explanation
+    top: int = 15                      # features shown in plots and the summary
+    ig_steps: int = 64                 # integrated gradients: path steps (more are taken until complete within 1%)
+    smooth_samples: int = 20           # SmoothGrad: noisy copies averaged per row
+    smooth_noise: float = 0.15         # SmoothGrad: noise std as a fraction of each image's value range
+    layer: Optional[str] = None        # feature visualization: a layer name (null: each conv layer and the output)
+    units: Any = "auto"                # feature visualization: unit (filter) indices, or auto (the first few)
+    steps: int = 200                   # feature visualization: gradient-ascent steps
+    seed: int = 0                      # seeds shuffles, background rows, LIME samples and SmoothGrad noise
+    out: Optional[str] = None          # output folder (null: RUN_DIR/explain)
+    check_data: bool = True            # refuse data that differs from the run's (false: explain it as it is now)
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.methods, list) and len(self.methods) > 0, "methods", self.methods,
+              "a list of methods, e.g. [permutation,shap]")
+        for name in self.methods:
+            _in(name, ("auto", *EXPLAIN_METHODS), "methods")
+        if self.rows != "auto":
+            check(isinstance(self.rows, list) and self.rows and all(isinstance(r, int) and r >= 0 for r in self.rows),
+                  "rows", self.rows, "auto, or a list of test-row positions >= 0, e.g. [0,5,12]")
+        if self.units != "auto":
+            check(isinstance(self.units, list) and self.units and all(isinstance(u, int) and u >= 0
+                                                                      for u in self.units),
+                  "units", self.units, "auto, or a list of unit indices >= 0, e.g. [0,1,2]")
+        for key in ("n_rows", "repeats", "max_rows", "shap_rows", "background", "lime_samples", "lime_features", "top",
+                    "ig_steps", "smooth_samples", "steps"):
+            check(getattr(self, key) >= 1, key, getattr(self, key), "must be >= 1")
+        check(self.background >= 2, "background", self.background, "must be >= 2")
+        check(0.0 <= self.smooth_noise <= 1.0, "smooth_noise", self.smooth_noise, "must be in [0, 1]")
+
+
 # ------------------------------------------------------------------- search
 SEARCH_ALGORITHMS = ("random", "grid", "bayesian", "hyperband")
 

@@ -3,7 +3,7 @@ composition. Every range check lives in the schema's __post_init__ methods."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
@@ -33,12 +33,13 @@ def _schema_for(group: str, node: Any) -> type:
     return options[name]
 
 
-def to_object(group: str, node: Any) -> Any:
-    """Merge `node` into its schema and build the dataclass (runs __post_init__)."""
+def to_object(group: str, node: Any, schema: Optional[type] = None) -> Any:
+    """Merge `node` into its schema (by default: the group's option it names) and build the
+    dataclass (runs __post_init__)."""
     if not isinstance(node, DictConfig):
         raise ConfigError(group, node, "must be a config section (choose it with "
                           f"{group}=OPTION)")
-    schema = _schema_for(group, node)
+    schema = schema or _schema_for(group, node)
     fields = [f.name for f in dataclasses.fields(schema)]
     extra = [str(k) for k in node.keys() if k not in fields]
     if extra:

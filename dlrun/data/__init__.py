@@ -13,10 +13,11 @@ if TYPE_CHECKING:
 _CACHE: Dict[str, "DataBundle"] = {}
 
 
-def build_data(cfg: "DataConfig", image: bool = False) -> "DataBundle":
+def build_data(cfg: "DataConfig", image: bool = False, source: bool = False) -> "DataBundle":
     """The prepared data for `cfg`. Built once per process and config: the CLI's
     preflight check and the run that follows (or every trial of a search) share it.
-    `image=False` drops `image_shape` so that dense models get flat rows."""
+    `image=False` drops `image_shape` so that dense models get flat rows; `source=True`
+    also keeps the feature columns as read (for explanations in the user's units)."""
     import dataclasses
 
     from dlrun.data.prepare import prepare
@@ -24,11 +25,22 @@ def build_data(cfg: "DataConfig", image: bool = False) -> "DataBundle":
 
     if not image and cfg.image_shape is not None:
         cfg = dataclasses.replace(cfg, image_shape=None)
-    key = repr(cfg)
+    key = repr((cfg, source, _stamp(cfg.path)))
     if key not in _CACHE:
         frame, target, natural_task = load_frame(cfg)
-        _CACHE[key] = prepare(frame, target, natural_task, cfg)
+        _CACHE[key] = prepare(frame, target, natural_task, cfg, keep_source=source)
     return _CACHE[key]
+
+
+def _stamp(path: "str | None") -> "tuple | None":
+    """The data file's size and modification time: a file rewritten in place is read again."""
+    import os
+
+    try:
+        stat = os.stat(os.path.expanduser(str(path))) if path else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_size, stat.st_mtime_ns)
 
 
 def __getattr__(name: str) -> Any:  # DataBundle, DataMeta: imported with pandas, on first use

@@ -35,7 +35,8 @@ def save(run_dir: Path, cfg: DataConfig, bundle: Any, threshold: Optional[float]
         sio.dump(prep.transformer, tmp)
     info = {
         "format": FORMAT,
-        "data": {"name": cfg.name, "path": meta.report.get("path"), "missing": cfg.missing},
+        "data": {"name": cfg.name, "path": meta.report.get("path"), "missing": cfg.missing,
+                 "fingerprint": meta.report.get("fingerprint"), "rows": dict(meta.rows)},  # dlrun explain: same data?
         "columns": prep.columns, "numeric": prep.numeric, "text": prep.text,
         "dropped_columns": meta.report.get("dropped_columns", []),
         "target": meta.target, "task": meta.task, "classes": list(meta.classes),
