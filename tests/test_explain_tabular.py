@@ -104,8 +104,10 @@ def test_permutation_and_shap_rank_the_deciding_features_first(two_features):
     assert set(permutation.importance.index[:2]) == {"x2", "x7"}
     assert set(shap.importance.index[:2]) == {"x2", "x7"}
     table = permutation.tables["permutation_importance.csv"]
-    assert list(table.columns) == ["feature", "importance_mean", "importance_std"] and len(table) == 10
+    assert list(table.columns) == ["feature", "importance_mean", "importance_std", "log_loss_increase_mean",
+                                   "log_loss_increase_std"] and len(table) == 10
     assert table["importance_mean"].is_monotonic_decreasing
+    assert permutation.importance.name == "permutation: log loss rise"  # ranks by the finer score
     assert "x2" in permutation.lines[0] and "accuracy" in permutation.lines[0]
     assert shap.passed, shap.checks
     assert "additivity" in next(iter(shap.checks))
