@@ -47,7 +47,7 @@ def peer_permutation(run_dir: Path) -> float:
     from dlrun.explain.source import rebuild, run_config, run_files
 
     files = run_files(run_dir)
-    bundle = rebuild(run_config(files, {}), files)
+    bundle = rebuild(run_config(files, {}), files, {})
     model = keras.models.load_model(files.model, compile=False)
 
     class Wrapped:

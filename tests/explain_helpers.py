@@ -16,8 +16,8 @@ def explained(model: Any, x_train: np.ndarray, x_test: np.ndarray, y_test: np.nd
               groups: Optional[Dict[str, List[int]]] = None, target: str = "y", seed: int = 0):
     """An Explained for `model`. Tables (2-D x) default to source frames equal to the model's
     inputs (identity transform); image-shaped x gets no source frames."""
-    from dlrun.explain.base import Explained, Metric
-    from dlrun.explain.metrics import SCORES
+    from dlrun.explain.base import Explained
+    from dlrun.explain.metrics import metric as run_metric
 
     image = x_train.ndim > 2
     names = feature_names or [f"x{i}" for i in range(int(np.prod(x_train.shape[1:])))]
@@ -26,14 +26,10 @@ def explained(model: Any, x_train: np.ndarray, x_test: np.ndarray, y_test: np.nd
         source_test = pd.DataFrame(x_test, columns=names)
         transform = transform or (lambda frame: frame.to_numpy(dtype="float32"))
     metric = metric or ("mae" if task == "regression" else "accuracy")
-    box: Dict[str, Any] = {}
-    score_fn, greater = SCORES[metric]
-    result = Explained(
+    return Explained(
         model=model, task=task, target=target, classes=[str(c) for c in classes], image=image,
         input_shape=tuple(x_train.shape[1:]), feature_names=names,
         groups=groups or {n: [i] for i, n in enumerate(names)}, x_train=x_train, x_test=x_test,
         y_test=np.asarray(y_test), rows=list(rows), data_rows=np.arange(len(x_test)) + 1,
-        metric=Metric(metric, lambda y, out: score_fn(y, out, box["e"].predicted(out)), greater), seed=seed,
+        metric=run_metric(metric), seed=seed,
         source_train=source_train, source_test=source_test, transform=transform)
-    box["e"] = result
-    return result

@@ -36,11 +36,13 @@ def _stamp(path: "str | None") -> "tuple | None":
     """The data file's size and modification time: a file rewritten in place is read again."""
     import os
 
+    if not path:
+        return None
     try:
-        stat = os.stat(os.path.expanduser(str(path))) if path else None
+        stat = os.stat(os.path.expanduser(str(path)))
     except OSError:
         return None
-    return None if stat is None else (stat.st_size, stat.st_mtime_ns)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def __getattr__(name: str) -> Any:  # DataBundle, DataMeta: imported with pandas, on first use

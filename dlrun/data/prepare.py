@@ -80,7 +80,6 @@ class DataBundle:
     source: Optional[SourceRows] = None  # prepare(keep_source=True) only
 
 
-
 def infer_task(y: pd.Series, requested: str, natural: str) -> str:
     """The task from the config, else the source's, else from the target's values."""
     if requested != "auto":

@@ -5,8 +5,11 @@ A method is one function `explain(model: Explained, options: ExplainConfig) -> M
 `dlrun.explain.registry`. Methods compute; the task writes their tables and figures."""
 from __future__ import annotations
 
+import functools
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -14,11 +17,32 @@ import pandas as pd
 PREDICT_BATCH = 4096  # rows per call to the model
 
 
+@contextmanager
+def numpy_global_rng(seed: Optional[int] = None) -> Iterator[None]:
+    """For libraries that draw from NumPy's global generator (shap, its beeswarm, tf-keras-vis's
+    SmoothGrad): seeded with `seed` when given, and the caller's state restored afterwards."""
+    state = np.random.get_state()
+    if seed is not None:
+        np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@contextmanager
+def keras_list_input_quiet() -> Iterator[None]:
+    """shap and tf-keras-vis pass a functional model a list of one input; Keras warns on every call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*structure of `inputs`")
+        yield
+
+
 @dataclass
 class Metric:
-    """The run's own metric, computed from the model's outputs (`Explained.outputs`)."""
+    """The run's own metric (dlrun.explain.metrics.SCORES), scored by `Explained.score`."""
     name: str                                      # accuracy, auc, mae, ...
-    score: Callable[[np.ndarray, np.ndarray], float]  # (y_true, outputs) -> value
+    score: Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (y_true, outputs, predicted) -> value
     greater_is_better: bool
 
 
@@ -42,7 +66,7 @@ class Explained:
     y_test: np.ndarray                 # class codes (index into classes) or target values in its units
     rows: List[int]                    # test-row positions explained one by one (explain.rows)
     data_rows: np.ndarray              # per test row: its 1-based row in the data as read
-    metric: Metric
+    metric: Metric                     # the run's own metric (score with `score`)
     seed: int = 0
     threshold: Optional[float] = None  # binary: the score that counts as the positive class
     output: str = "probability"        # binary: probability | margin (hinge)
@@ -80,11 +104,20 @@ class Explained:
             return (outputs[:, 1] >= cut).astype(int)
         return outputs.argmax(axis=1)
 
+    def score(self, y_true: np.ndarray, outputs: np.ndarray) -> float:
+        """The run's metric of `outputs` (from `outputs()`) against `y_true`."""
+        return self.metric.score(np.asarray(y_true), outputs, self.predicted(outputs))
+
     def label(self, value: Any) -> str:
         """A class code or target value as the user reads it."""
         if self.task == "regression":
             return f"{float(value):.4g}"
         return str(self.classes[int(value)])
+
+    @functools.cached_property
+    def value_range(self) -> tuple:
+        """(min, max) of the training inputs: image methods draw and search inside it."""
+        return float(np.min(self.x_train)), float(np.max(self.x_train))
 
     @property
     def columns(self) -> List[str]:

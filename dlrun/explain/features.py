@@ -193,7 +193,7 @@ def feature_visualization(model: Explained, options: ExplainConfig) -> MethodRes
 
     records, images, titles, dead = [], [], [], []
     restarted = 0
-    value_range = (float(np.min(model.x_train)), float(np.max(model.x_train)))  # the input is kept in it
+    value_range = model.value_range  # the input is kept in it
     center = float(np.mean(model.x_train))                                      # and decays toward it
     for layer, units, count in _plan(model, options):
         found, first, last, again, off = _ascend_layer(model, layer, units, options, value_range, center)

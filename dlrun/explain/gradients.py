@@ -10,18 +10,16 @@ the registry names them) run them on an `Explained` run and return figures, a ta
 checks and summary lines. TensorFlow and tf-keras-vis are imported inside functions."""
 from __future__ import annotations
 
-import warnings
 import weakref
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from dlrun.config.schema import ExplainConfig
 from dlrun.errors import ConfigError
-from dlrun.explain.base import Explained, MethodResult
+from dlrun.explain.base import Explained, MethodResult, keras_list_input_quiet, numpy_global_rng
 
 IG_GOAL = 0.01          # completeness: |sum(attributions) - (f(x) - f(baseline))| below 1% of the difference
 IG_MAX_STEPS = 1024     # integrated gradients doubles its steps up to this many
@@ -79,14 +77,6 @@ def _score(model: Any, targets: Optional[np.ndarray], n: int) -> Callable:
     return lambda output: output[:, 0] * sign  # one output: the sign picks class 0 or 1
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """tf-keras-vis passes a functional model a list of one input; Keras warns each call."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The structure of `inputs`")
-        yield
-
-
 def _gradient_function(model: Any) -> Callable:
     """(x, output index, sign) -> (score, d score / d x) of `model`, traced once per model
     (tf.function: ~10x faster than eager for the many calls integrated gradients makes)."""
@@ -123,7 +113,7 @@ def saliency_map(model: Any, inputs: np.ndarray, targets: Optional[np.ndarray] =
     """|d score / d input| per pixel (Simonyan et al. 2013), the score read before the output's
     softmax/sigmoid. tf-keras-vis `Saliency`; shaped like `inputs`."""
     x = np.asarray(inputs, dtype="float32")
-    with _quiet():
+    with keras_list_input_quiet():
         found = _tf_keras_vis("saliency", model)(_score(model, targets, len(x)), x, keepdims=True,
                                                  normalize_map=False)
     return np.asarray(found, dtype="float64")
@@ -135,14 +125,9 @@ def smoothgrad(model: Any, inputs: np.ndarray, targets: Optional[np.ndarray] = N
     of each row, noise std `noise` times the image's value range. tf-keras-vis `Saliency`
     with smooth_samples; shaped like `inputs`."""
     x = np.asarray(inputs, dtype="float32")
-    state = np.random.get_state()  # tf-keras-vis draws its noise from NumPy's global generator:
-    np.random.seed(seed)           # seeded here for repeatable maps, and restored after
-    try:
-        with _quiet():
-            found = _tf_keras_vis("saliency", model)(_score(model, targets, len(x)), x, smooth_samples=samples,
-                                                     smooth_noise=noise, keepdims=True, normalize_map=False)
-    finally:
-        np.random.set_state(state)
+    with numpy_global_rng(seed), keras_list_input_quiet():  # tf-keras-vis draws noise from NumPy's generator
+        found = _tf_keras_vis("saliency", model)(_score(model, targets, len(x)), x, smooth_samples=samples,
+                                                 smooth_noise=noise, keepdims=True, normalize_map=False)
     return np.asarray(found, dtype="float64")
 
 
@@ -220,7 +205,7 @@ def grad_cam_map(model: Any, inputs: np.ndarray, targets: Optional[np.ndarray] =
         raise ConfigError("explain.methods", "grad_cam",
                           "needs a convolutional layer (Grad-CAM weighs its feature maps); this model has none")
     x = np.asarray(inputs, dtype="float32")
-    with _quiet():
+    with keras_list_input_quiet():
         cam = _tf_keras_vis("grad_cam", model)(_score(model, targets, len(x)), x, penultimate_layer=layer,
                                                seek_penultimate_conv_layer=False, expand_cam=False,
                                                normalize_cam=False)
@@ -320,10 +305,6 @@ def _rows(model: Explained) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarra
     return x, targets, outputs, titles
 
 
-def _value_range(model: Explained) -> Tuple[float, float]:
-    return float(np.min(model.x_train)), float(np.max(model.x_train))
-
-
 def saliency(model: Explained, options: ExplainConfig) -> MethodResult:
     """Saliency and SmoothGrad maps of the explained rows: saliency.png."""
     from dlrun.explain import image_plots
@@ -332,7 +313,7 @@ def saliency(model: Explained, options: ExplainConfig) -> MethodResult:
     plain = saliency_map(model.model, x, targets)
     smooth = smoothgrad(model.model, x, targets, options.smooth_samples, options.smooth_noise, options.seed)
     figure = image_plots.saliency_figure(
-        x, plain, smooth, titles, _value_range(model),
+        x, plain, smooth, titles, model.value_range,
         f"saliency |d score / d pixel| (score before softmax/sigmoid) over the input\nSmoothGrad: mean of "
         f"{options.smooth_samples} noisy copies (noise std {options.smooth_noise:g} of the image's range)")
     lines = [f"{central_share(plain):.0%} of the gradient mass (SmoothGrad {central_share(smooth):.0%}) "
@@ -373,7 +354,7 @@ def integrated_gradients(model: Explained, options: ExplainConfig) -> MethodResu
         "steps": steps})
     check = (f"max error {_percent(worst)} of f(x) - f(baseline) over {len(x)} rows with {steps} steps "
              f"(goal < 1%{'' if passed else ': not met'})")
-    figure = image_plots.attribution_figure(x, attributions, titles, _value_range(model),
+    figure = image_plots.attribution_figure(x, attributions, titles, model.value_range,
                                             f"integrated gradients ({steps} steps) from a black (all-zero) "
                                             "image\nred: for the target, blue: against it (black pixels get "
                                             "none: they equal the baseline)")
@@ -395,7 +376,7 @@ def grad_cam(model: Explained, options: ExplainConfig) -> MethodResult:
     x, targets, _, titles = _rows(model)
     cams = grad_cam_map(model.model, x, targets, layer)
     over = upsample(cams, x.shape[1:3])
-    figure = image_plots.grad_cam_figure(x, over, titles, _value_range(model), layer, cams.shape[1:3])
+    figure = image_plots.grad_cam_figure(x, over, titles, model.value_range, layer, cams.shape[1:3])
     empty = int(np.sum(cams.reshape(len(x), -1).max(axis=1) <= 0))
     lines = [f"Grad-CAM (layer {layer}, map {cams.shape[1]}x{cams.shape[2]}): attention {_peak_line(over)}; "
              f"{central_share(over):.0%} of it in {_where(x)}"]

@@ -6,6 +6,8 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
+from dlrun.explain.base import Metric
+
 # (y_true, outputs, predicted) -> value. outputs: Explained.outputs (probabilities per class,
 # or target values); predicted: class codes (after the run's threshold) or target values.
 Score = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
@@ -46,3 +48,8 @@ SCORES: Dict[str, Tuple[Score, bool]] = {  # name -> (score, greater is better);
     "mape": (lambda y, out, pred: float(100.0 * np.mean(np.abs((y - pred) / np.where(y == 0, 1e-7, y)))), False),
     "r2": (_r2, True),
 }
+
+
+def metric(name: str) -> Metric:
+    score, greater = SCORES[name]
+    return Metric(name, score, greater)

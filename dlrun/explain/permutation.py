@@ -52,7 +52,7 @@ def permutation_importance(model: Explained, options: ExplainConfig) -> MethodRe
     sign = 1.0 if metric.greater_is_better else -1.0
 
     def scoring(estimator: _SourceModel, x: pd.DataFrame, y_true: np.ndarray) -> float:
-        return sign * float(metric.score(np.asarray(y_true), estimator.predict(x)))
+        return sign * float(model.score(y_true, estimator.predict(x)))
 
     def log_loss(estimator: _SourceModel, x: pd.DataFrame, y_true: np.ndarray) -> float:
         """Minus the cross-entropy in nats: it moves with every probability, where accuracy on a

@@ -3,14 +3,13 @@ training rows), summed per source column, in the output's own units: probability
 classes, target units for regression. Named shapley.py so that `import shap` finds the package."""
 from __future__ import annotations
 
-import warnings
 from typing import List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from dlrun.config.schema import ExplainConfig
-from dlrun.explain.base import Explained, MethodResult
+from dlrun.explain.base import Explained, MethodResult, keras_list_input_quiet, numpy_global_rng
 
 NSAMPLES = 200  # expected-gradient samples per row and class (digits: additivity within ~5% of |output - base|)
 ALL_CLASSES = 10  # up to this many classes every class is explained (digits, 200 rows: ~4 s); more:
@@ -87,14 +86,12 @@ def _explain(model: Explained, background: np.ndarray, x: np.ndarray, outputs: n
     predicted = (model.predicted(outputs) if multiclass else
                  np.full(len(x), 1 if model.task == "binary" else 0, dtype=int))
     ranked = {} if every else {"ranked_outputs": predicted.reshape(-1, 1), "output_rank_order": "custom"}
-    state, level = np.random.get_state(), tf.get_logger().level
+    level = tf.get_logger().level
     tf.get_logger().setLevel("ERROR")  # one traced gradient per class reads as "retracing" to TensorFlow
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"(?s).*structure of `inputs`")  # shap passes [x] to Keras
+        with numpy_global_rng(), keras_list_input_quiet():  # shap seeds NumPy's global generator
             found = explainer.shap_values(x.reshape(-1, *model.input_shape), nsamples=NSAMPLES, rseed=seed, **ranked)
     finally:
-        np.random.set_state(state)  # shap seeds NumPy's global generator
         tf.get_logger().setLevel(level)
     found = np.asarray(found[0] if isinstance(found, tuple) else found, dtype="float64")
     phi = found.reshape(len(x), -1, found.shape[-1])  # rows, inputs, outputs explained

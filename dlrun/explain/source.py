@@ -115,9 +115,10 @@ def methods_for(options: ExplainConfig, run: RunConfig) -> List[str]:
     return names
 
 
-def rebuild(run: RunConfig, files: RunFiles, check_data: bool = True) -> Any:
+def rebuild(run: RunConfig, files: RunFiles, saved: Dict[str, Any], check_data: bool = True) -> Any:
     """The run's data split, rebuilt from its config, with the rows as read kept. Refuses
-    data that moved or changed since the run: says which, and how to point to it."""
+    data that moved or changed since the run: says which, and how to point to it.
+    `saved`: the `data` section of the run's preprocessing.json ({} when it saved none)."""
     from dlrun.data import build_data
     from dlrun.preflight import uses_images
     from dlrun.results.rundir import read_record
@@ -131,7 +132,6 @@ def rebuild(run: RunConfig, files: RunFiles, check_data: bool = True) -> Any:
             raise DataError(f"the run's data {run.data.path} is gone (moved or deleted); point to it with "
                             f"dlrun explain {files.run_dir} data.path=FILE") from None
         raise DataError(f"the run's data ({where}) cannot be rebuilt: {err}") from None
-    saved = read_record(files.run_dir / "preprocessing.json").get("data") or {}
     metrics = read_record(files.run_dir / ("best_metrics.json" if files.search else "metrics.json"))
     rows = saved.get("rows") or (metrics.get("data") or {}).get("rows")
     fingerprint = saved.get("fingerprint") or (metrics.get("data") or {}).get("fingerprint")
@@ -188,16 +188,15 @@ def feature_groups(transformer: Any, feature_names: List[str]) -> Tuple[List[str
     return names, groups
 
 
-def metric_for(run: RunConfig, task: str) -> Tuple[str, bool]:
-    """The run's own metric (its first trainer.metrics entry; auto: accuracy or mae), and
-    whether greater is better."""
-    from dlrun.explain.metrics import SCORES
+def metric_for(run: RunConfig, task: str) -> Any:
+    """The run's own metric (its first trainer.metrics entry; auto: accuracy or mae)."""
+    from dlrun.explain.metrics import SCORES, metric
 
     name = next((m for m in run.trainer.metrics if m != "auto"), None) or (
         "mae" if task == "regression" else "accuracy")
     if name not in SCORES:  # a metric with no NumPy twin here: the task's default
         name = "mae" if task == "regression" else "accuracy"
-    return name, SCORES[name][1]
+    return metric(name)
 
 
 def out_dir(options: ExplainConfig, run_dir: Path) -> Path:

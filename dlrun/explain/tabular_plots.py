@@ -8,6 +8,8 @@ from typing import Any, List, Sequence
 import numpy as np
 import pandas as pd
 
+from dlrun.explain.base import numpy_global_rng
+
 POSITIVE, NEGATIVE = "#2ca02c", "#d62728"  # LIME: green pushes toward the explained output, red away
 
 
@@ -49,14 +51,9 @@ def shap_summary_figure(values: np.ndarray, data: np.ndarray, names: List[str], 
     fig, ax = plt.subplots(figsize=(8.0, _height(shown + 1)))
     explanation = shap.Explanation(values=np.asarray(values, dtype="float64"), base_values=np.asarray(base),
                                    data=np.asarray(data, dtype="float64"), feature_names=list(names))
-    state = np.random.get_state()  # the beeswarm jitters with NumPy's global generator: keep it repeatable
-    np.random.seed(0)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="All-NaN slice")  # a text column: no colors to scale
-            shap.plots.beeswarm(explanation, max_display=shown, ax=ax, plot_size=None, show=False)
-    finally:
-        np.random.set_state(state)
+    with numpy_global_rng(0), warnings.catch_warnings():  # the beeswarm jitters: keep it repeatable
+        warnings.filterwarnings("ignore", message="All-NaN slice")  # a text column: no colors to scale
+        shap.plots.beeswarm(explanation, max_display=shown, ax=ax, plot_size=None, show=False)
     ax.set_title(title)
     ax.set_xlabel(f"SHAP value ({xlabel})")
     fig.tight_layout()

@@ -17,7 +17,7 @@ import numpy as np
 
 from dlrun.config.schema import ExplainConfig, RunConfig
 from dlrun.errors import DlrunError
-from dlrun.explain.base import Explained, Metric, MethodResult
+from dlrun.explain.base import Explained, MethodResult
 from dlrun.explain.source import ExplainError, RunFiles
 
 
@@ -52,9 +52,9 @@ def explain(run_dir: Path, options: ExplainConfig, data: Optional[Dict[str, str]
     reason = unusable_dir(out) or uncreatable_dir(out)
     if reason:
         raise ExplainError(f"explain.out={out}: {reason}; choose another output folder")
-    bundle = source.rebuild(run, files, options.check_data)
-    source.check_rows(options, len(bundle.x_test))
     info = _saved_preprocessing(files.run_dir)
+    bundle = source.rebuild(run, files, (info or {}).get("data") or {}, options.check_data)
+    source.check_rows(options, len(bundle.x_test))
     explained = _explained(run, files, bundle, info, options, image=uses_images(run))
     result = ExplainResult(files.run_dir, out, run, files.search, "image" if explained.image else "tabular",
                            explained.task, explained.target, explained.rows)
@@ -91,7 +91,6 @@ def _saved_preprocessing(run_dir: Path) -> Optional[Dict[str, Any]]:
 def _explained(run: RunConfig, files: RunFiles, bundle: Any, info: Optional[Dict[str, Any]],
                options: ExplainConfig, image: bool) -> Explained:
     """Load the model (TensorFlow is imported here, after every check) and pair it with its data."""
-    from dlrun.explain.metrics import SCORES
     from dlrun.explain.source import feature_groups, metric_for
     from dlrun.runtime import import_tensorflow
 
@@ -120,22 +119,18 @@ def _explained(run: RunConfig, files: RunFiles, bundle: Any, info: Optional[Dict
     def transform(frame: Any) -> np.ndarray:
         return np.asarray(transformer.transform(frame[columns]), dtype="float32").reshape(-1, *shape)
 
-    metric_name, greater = metric_for(run, meta.task)
-    score = SCORES[metric_name][0]
     threshold = (info or {}).get("threshold")
     if threshold is None and isinstance(run.trainer.threshold, (int, float)) and meta.task == "binary":
         threshold = float(run.trainer.threshold)
     output = (info or {}).get("output") or ("margin" if run.loss.name == "hinge" else "probability")
-    box: Dict[str, Explained] = {}
     explained = Explained(
         model=model, task=meta.task, target=meta.target, classes=[str(c) for c in meta.classes], image=image,
         input_shape=shape, feature_names=names, groups=groups, x_train=bundle.x_train, x_test=bundle.x_test,
         y_test=np.asarray(bundle.y_test), rows=[], data_rows=bundle.source.data_rows("test"),
-        metric=Metric(metric_name, lambda y, out: score(y, out, box["e"].predicted(out)), greater),
+        metric=metric_for(run, meta.task),
         seed=options.seed, threshold=threshold, output=output,
         source_train=None if image else bundle.source.rows("train"),
         source_test=None if image else bundle.source.rows("test"), transform=None if image else transform)
-    box["e"] = explained
     explained.rows = list(options.rows) if options.rows != "auto" else auto_rows(explained, options.n_rows)
     return explained
 
