@@ -10,12 +10,14 @@ from tests.explain_helpers import explained
 
 
 def _fit(layers, x, y, loss, epochs):
+    """`layers()` builds the layers after seeding: their initializers draw their seeds when
+    they are made, so layers made before the seed depend on the tests that ran before."""
     import keras
 
     keras.utils.set_random_seed(0)
     inp = keras.Input(x.shape[1:])
     h = inp
-    for layer in layers:
+    for layer in layers():
         h = layer(h)
     model = keras.Model(inp, h)
     model.compile("adam", loss)
@@ -46,7 +48,7 @@ def softmax_cnn():
     y = np.arange(400) % 3
     for i, (c, top) in enumerate(zip(y, rng.integers(0, 6, 400))):
         x[i, top:top + 3, [0, 3, 5][c]:[0, 3, 5][c] + 3] += 0.7
-    model = _fit([keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Activation("relu", name="conv_act"),
+    model = _fit(lambda: [keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Activation("relu", name="conv_act"),
                   keras.layers.Flatten(name="flatten"), keras.layers.Dense(3, activation="softmax", name="output")],
                  x, y, "sparse_categorical_crossentropy", epochs=5)
     return explained(model, x[:300], x[300:], y[300:], "multiclass", classes=["left", "middle", "right"],
@@ -60,7 +62,7 @@ def corner_cnn():
 
     x = _images(2000, seed=1)
     y = (x[:, :3, :3, 0].mean(axis=(1, 2)) > 0.5).astype(int)
-    model = _fit([keras.layers.Conv2D(4, 3, activation="relu", name="conv"), keras.layers.Flatten(),
+    model = _fit(lambda: [keras.layers.Conv2D(4, 3, activation="relu", name="conv"), keras.layers.Flatten(),
                   keras.layers.Dense(1, activation="sigmoid", name="output")],
                  x, y, "binary_crossentropy", epochs=15)
     return explained(model, x[:1600], x[1600:], y[1600:], "binary", classes=["no", "yes"], rows=list(range(8)))
@@ -73,7 +75,7 @@ def regression_cnn():
 
     x = _images(300, seed=2)
     y = x.mean(axis=(1, 2, 3))
-    model = _fit([keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Flatten(),
+    model = _fit(lambda: [keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Flatten(),
                   keras.layers.Dense(1, name="output")], x, y, "mse", epochs=4)
     return explained(model, x[:250], x[250:], y[250:], "regression", rows=[0, 1, 2, 3])
 
@@ -243,7 +245,7 @@ def test_grad_cam_refuses_a_model_without_convolutions():
     from dlrun.explain.gradients import grad_cam
 
     x = _images(40)
-    model = _fit([keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")], x,
+    model = _fit(lambda: [keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")], x,
                  (x.mean(axis=(1, 2, 3)) > 0.5).astype(int), "sparse_categorical_crossentropy", epochs=1)
     with pytest.raises(ConfigError, match="needs a convolutional layer"):
         grad_cam(explained(model, x[:30], x[30:], np.zeros(10, int), "multiclass", classes=["a", "b"]), _options())
@@ -319,7 +321,7 @@ def test_every_method_draws_color_images():
 
     x = np.random.default_rng(4).uniform(0, 1, (60, 8, 8, 3)).astype("float32")
     y = (x[..., 0].mean(axis=(1, 2)) > x[..., 2].mean(axis=(1, 2))).astype(int)
-    model = _fit([keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(),
+    model = _fit(lambda: [keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Flatten(),
                   keras.layers.Dense(2, activation="softmax")], x, y, "sparse_categorical_crossentropy", epochs=2)
     run = explained(model, x[:50], x[50:], y[50:], "multiclass", classes=["blue", "red"], rows=[0, 1])
     options = _options(smooth_samples=3, steps=10)
@@ -339,7 +341,7 @@ def test_all_image_methods_on_a_digits_cnn_write_their_files():
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")[..., None]
     y = digits.target
-    model = _fit([keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.Conv2D(32, 3, activation="relu"),
+    model = _fit(lambda: [keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.Conv2D(32, 3, activation="relu"),
                   keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
                  x[:1400], y[:1400], "sparse_categorical_crossentropy", epochs=5)
     run = explained(model, x[:1400], x[1400:], y[1400:], "multiclass", classes=[str(c) for c in range(10)],
