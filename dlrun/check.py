@@ -49,6 +49,12 @@ def show(run: RunConfig) -> int:
     for key in ("dropped_rows", "filled_values", "text_columns"):
         if meta.report.get(key):
             table.add_row(key.replace("_", " "), str(meta.report[key]))
+    text = meta.report.get("text")
+    if text:
+        chosen = " (95th percentile of the training texts)" if text.get("sequence_length_auto") else ""
+        table.add_row("text column", f"{text['column']}: {text['vocabulary_size']:,} words in the vocabulary, "
+                      f"{text['sequence_length']} per text{chosen}; {text['empty_rows']} empty, {text['cut_rows']} "
+                      f"cut; {text['test_oov_share']:.1%} of test words out of vocabulary")
     for item in meta.report.get("dropped_columns", []):
         table.add_row("dropped columns" if item is meta.report["dropped_columns"][0] else "",
                       f"{item['column']}: {item['reason']}")

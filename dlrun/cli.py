@@ -562,7 +562,7 @@ def explain_usage() -> str:
         name, _, rest = line.strip().partition(":")
         if "#" in rest and name.isidentifier():
             comments[name] = rest.split("#", 1)[1].strip()
-    methods = "\n".join(f"  {n:<22} ({m.kind}) {m.writes}" for n, m in METHODS.items())
+    methods = "\n".join(f"  {n:<22} ({', '.join(m.kinds)}) {m.writes}" for n, m in METHODS.items())
     options = "\n".join(f"  {f.name}={_shown(f)}".ljust(30) + comments.get(f.name, "")
                         for f in dataclasses.fields(ExplainConfig))
     return EXPLAIN_USAGE.format(methods=methods, options=options)

@@ -93,14 +93,18 @@ def feature_frame(frame: pd.DataFrame, info: Dict[str, Any], file: str, allow_un
                             f"holds {x[col][bad].iloc[0]!r}")
         x[col] = values
     as_numbers(x, numeric, where=file)
+    text = info.get("text_column")  # data.text: free text, never a category; a missing text is an empty sequence
     if info["data"].get("missing") != "impute":
-        gaps = x.isna().any(axis=1)
+        features = x[[c for c in x.columns if c != text]]
+        gaps = features.isna().any(axis=1)
         if gaps.any():
-            col = x.columns[int(np.argmax(x[gaps].isna().any(axis=0).to_numpy()))]
+            col = features.columns[int(np.argmax(features[gaps].isna().any(axis=0).to_numpy()))]
             raise DataError(f"{file}: data row {_rows(np.flatnonzero(gaps))} has missing values (e.g. in {col!r}); "
                             f"the run was trained with data.missing={info['data'].get('missing')}: fill them")
     if not allow_unseen:
         for col, cats in known_categories(info["transformer"]).items():
+            if col == text:
+                continue
             known = {str(c) for c in cats}
             values = x[col].dropna()
             unseen = values[~values.astype(str).isin(known)]
@@ -185,7 +189,7 @@ def predict(run_dir: Path, file: str, out: Optional[str] = None, allow_unseen: b
     info = load(run_dir)
     if info.get("kind") == "images":
         return predict_images(run_dir, path, info, file, out)
-    frame = read_table(file, key="")
+    frame = read_table(file, key="", min_columns=1)  # a model of one text column reads one column
     frame.columns = [str(c) for c in frame.columns]
     target_path = output_path(run_dir, Path(file), out)
     x = transform(feature_frame(frame, info, file, allow_unseen), info, file)
@@ -193,15 +197,24 @@ def predict(run_dir: Path, file: str, out: Optional[str] = None, allow_unseen: b
     from dlrun.runtime import import_tensorflow
 
     import_tensorflow()
-    import keras
-
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(path)
     outputs = model.predict(x, batch_size=2048, verbose=0)
     predicted = prediction_columns(outputs, info)
     result = pd.concat([frame.reset_index(drop=True), predicted], axis=1)
     _write(result, target_path)
     return Predictions(frame=result, out=target_path, target=info["target"], task=info["task"],
                        metrics=scores_against_target(frame, predicted, info), model_path=path)
+
+
+def load_model(path: Path) -> Any:
+    """The saved model, uncompiled. The sequence models' layers (dlrun/models/sequence_layers.py)
+    are registered with Keras when their module is imported: import it first."""
+    import importlib
+
+    import keras
+
+    importlib.import_module("dlrun.models.sequence_layers")  # registers TokenEmbedding and the other sequence layers
+    return keras.models.load_model(path, compile=False)
 
 
 def predict_images(run_dir: Path, path: Path, info: Dict[str, Any], file: str, out: Optional[str]) -> Predictions:
@@ -220,9 +233,7 @@ def predict_images(run_dir: Path, path: Path, info: Dict[str, Any], file: str, o
     if info["task"] != "regression" and any(name in classes for name in parents):
         frame[info["target"]] = [name if name in classes else None for name in parents]
     import_tensorflow()
-    import keras
-
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(path)
     x = ImageFiles(np.asarray(paths), tuple(info["image_size"]), int(info["channels"]), bool(info.get("flat")))
     predicted = prediction_columns(scores_of(model, x), info)
     result = pd.concat([frame, predicted], axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from dlrun.config.schema import (BINARY_LOSSES, IMAGE_MODELS, METRICS_BY_TASK, MULTICLASS_LOSSES, REGRESSION_LOSSES,
-                                 RunConfig)
+                                 SEQUENCE_MODELS, RunConfig, nearest_divisor)
 from dlrun.errors import ConfigError, one_of
 
 if TYPE_CHECKING:
@@ -19,7 +19,9 @@ LOSSES_BY_TASK = {
 
 
 def uses_images(run: RunConfig) -> bool:
-    return run.model.name in IMAGE_MODELS
+    """Whether the model reads images (data shaped [height, width, channels]): image models,
+    and sequence models without a text column (an image read row by row or patch by patch)."""
+    return run.model.name in IMAGE_MODELS or (run.model.name in SEQUENCE_MODELS and run.data.text is None)
 
 
 def check_transfer(run: RunConfig, bundle: "DataBundle") -> None:
@@ -32,6 +34,18 @@ def check_transfer(run: RunConfig, bundle: "DataBundle") -> None:
     height, width = bundle.meta.input_shape[:2]
     check_input_size(run.model, height, width)
     check_weights(run.model)
+
+
+def check_patches(run: RunConfig, bundle: "DataBundle") -> None:
+    """A sequence model reading images patch by patch: the patches must tile the image."""
+    patch = getattr(run.model, "patch_size", None)
+    if run.model.name not in SEQUENCE_MODELS or patch is None or bundle.meta.text is not None:
+        return
+    height, width = bundle.meta.input_shape[:2]
+    if height % patch[0] or width % patch[1]:
+        raise ConfigError("model.patch_size", list(patch), f"does not tile the {height}x{width} images; "
+                          f"use divisors of the size, e.g. [{nearest_divisor(height, patch[0])}, {nearest_divisor(width, patch[1])}] "
+                          "(or null: one token per row)")
 
 
 def check_loss_fits(run: RunConfig, task: str) -> None:
@@ -143,6 +157,7 @@ def checked(run: RunConfig, bundle: Optional["DataBundle"] = None) -> Tuple["Dat
     check_optimized_metric(run, bundle.meta.task)
     check_classes(run, bundle)
     check_transfer(run, bundle)
+    check_patches(run, bundle)
     from dlrun.diagnostics.static import static_warnings
     from dlrun.distribute import check_batch, check_config, planned_replicas
 

@@ -418,6 +418,16 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
         if run.trainer.save_model and status == "completed":
             save_model(model, run_dir / "model.keras")
             save_preprocessing(run_dir, run, bundle, threshold)
+        if status == "completed" and run.model.name == "attention":
+            try:  # attention.png: the first test examples' attention weights, head by head
+                from dlrun.attention_maps import write_attention_maps
+
+                write_attention_maps(run, model, bundle, run_dir, threshold=(threshold or {}).get("value"))
+            except Exception as err:  # noqa: BLE001 - a picture must never fail the run it describes
+                from dlrun.display import warn
+                from dlrun.errors import first_line
+
+                warn(f"no attention.png: {first_line(err)}")
     except KeyboardInterrupt:  # after training: still leave the history and a metrics.json that says so
         status, reason = "interrupted", "stopped by the user (Ctrl-C) while the run's results were written"
         if not history.empty and not (run_dir / "history.csv").exists():
@@ -522,7 +532,8 @@ def baseline(bundle: DataBundle) -> Dict[str, Any]:
 
 def save_model(model: Any, path: Path) -> None:
     """Save the model for inference: layers and weights without the training set-up
-    (loss, metrics, optimizer), so `keras.models.load_model` needs nothing from dlrun."""
+    (loss, metrics, optimizer): `dlrun.predict.load_model` loads it (plain `keras.models.load_model`
+    too, except for the sequence models, whose layers dlrun.models.sequence_layers registers)."""
     import keras
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)

@@ -15,7 +15,8 @@ from dlrun.cli import main
 from tests.helpers import dlrun
 
 PRESETS = {"optimizer_comparison": 10, "regularization_comparison": 9, "learning_rate_sweep": 6,
-           "batch_size_comparison": 5, "cart_abandonment": 4, "vanishing_gradients": 6, "exploding_gradients": 4}
+           "batch_size_comparison": 5, "cart_abandonment": 4, "vanishing_gradients": 6, "exploding_gradients": 4,
+           "attention_comparison": 3, "attention_comparison_digits": 3}
 PLOTS = ("curves_epochs.png", "curves_seconds.png", "final_metric.png", "train_vs_val.png")
 
 

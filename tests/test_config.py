@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, dlrun, make_run, write_people_csv
-from dlrun.config.schema import SCHEMAS
+from dlrun.config.schema import SCHEMAS, TEXT_SETS
 
 CONF = REPO / "conf"
 SIMPLE_GROUPS = ["model", "optimizer", "schedule", "trainer"]
@@ -27,7 +27,40 @@ def test_every_option_of_group_validates(group: str) -> None:
 
 @pytest.mark.parametrize("option", [o for o in options("data") if o not in ("csv", "images")])
 def test_bundled_data_options_validate(option: str) -> None:
-    assert make_run(f"data={option}").data.name == option
+    text_model = ["model=attention"] if option in TEXT_SETS else []  # a text column needs a sequence model
+    assert make_run(f"data={option}", *text_model).data.name == option
+
+
+def test_a_text_column_needs_a_sequence_model() -> None:
+    from dlrun.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model='mlp': cannot read the text column data.text=review; use "
+                                          r"model=attention, rnn or pooled_embedding"):
+        make_run("data=reviews")
+    with pytest.raises(ConfigError, match=r"model='attention': reads sequences; data=wine has neither a text "
+                                          r"column nor images. Set data.text=COLUMN"):
+        make_run("data=wine", "model=attention")
+    with pytest.raises(ConfigError, match=r"data.text='review': data=wine has no text column"):
+        make_run("data=wine", "data.text=review", "model=attention")
+    with pytest.raises(ConfigError, match=r"augmentation='standard': changes images; model=attention reads text"):
+        make_run("data=reviews", "model=attention", "augmentation=standard")
+    assert make_run("data=digits", "model=attention", "augmentation=standard").augmentation.active
+
+
+@pytest.mark.parametrize("words, message", [
+    (["model.heads=5"], r"model.heads=5: must divide model.dim=96 .*; e.g. heads=4"),
+    (["model.heads=7"], r"model.heads=7: must divide model.dim=96 \(each head gets dim/heads dimensions\); e.g. heads=6"),
+    (["model.dim=64", "model.heads=3"], r"model.heads=3: must divide model.dim=64 .*; e.g. heads=2"),
+    (["model.dim=0"], r"model.dim=0: must be > 0"),
+    (["model.patch_size=[4]"], r"model.patch_size=\[4\]: must be \[height, width\]"),
+    (["data.max_tokens=0"], r"data.max_tokens=0: must be >= 3"),
+    (["data.sequence_length=0"], r"data.sequence_length=0: must be >= 1"),
+])
+def test_sequence_settings_are_checked(words: list, message: str) -> None:
+    from dlrun.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_run("data=reviews", "model=attention", *words)
 
 
 def test_images_data_option_needs_a_folder(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ def _fraction(value: float, key: str, low_open: bool = True) -> None:
 
 # --------------------------------------------------------------------- data
 DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "mnist", "fashion_mnist", "cifar10",
-            "loans", "cart_abandonment", "csv", "images")
+            "loans", "cart_abandonment", "reviews", "csv", "images")
+TEXT_SETS = ("reviews", "csv")        # sets that can hold a column of free text (data.text)
 IMAGE_SETS = ("digits", "mnist", "fashion_mnist", "cifar10")  # columns are pixels: a blank one keeps its place
 KERAS_IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")  # read from keras.datasets' cache (downloaded once)
 COLOR_MODES = ("auto", "grayscale", "rgb")
@@ -71,6 +72,9 @@ class DataConfig:
     color_mode: str = "auto"           # images: auto (grayscale when every image is) | grayscale | rgb
     on_bad_image: str = "skip"         # images: a corrupt or unreadable image is skipped (and counted) | error
     cache: str = "auto"                # images: keep decoded images in memory after epoch 1: auto (up to 1 GiB) | memory | none
+    text: Optional[str] = None         # a column of free text, read as a sequence of tokens (model=attention | rnn | pooled_embedding)
+    max_tokens: int = 20000            # text: vocabulary size, padding and out-of-vocabulary ids included (fitted on the training split)
+    sequence_length: Optional[int] = None  # text: tokens kept per row, longer texts cut (null: the 95th percentile of training lengths)
 
     def __post_init__(self) -> None:
         _in(self.name, DATASETS, "name")
@@ -87,6 +91,17 @@ class DataConfig:
                   "(minmax); standard and none apply to tables")
             check(self.image_shape is None, "image_shape", self.image_shape, "data=images reads each image's shape "
                   "from the files; set data.image_size=[height, width] (and data.color_mode) instead")
+        if self.text is not None:
+            check(bool(str(self.text).strip()), "text", self.text, "must name a column of free text (or be null)")
+            check(self.name in TEXT_SETS, "text", self.text, f"data={self.name} has no text column; data.text "
+                  "names a column of data=csv (or data=reviews)")
+            check(self.image_shape is None, "image_shape", self.image_shape, "reshapes pixel columns; a run "
+                  "with data.text reads its text as tokens (set data.image_shape=null)")
+        check(isinstance(self.max_tokens, int) and self.max_tokens >= 3, "max_tokens", self.max_tokens,
+              "must be >= 3 (the padding id, the out-of-vocabulary id and at least one word)")
+        if self.sequence_length is not None:
+            check(isinstance(self.sequence_length, int) and self.sequence_length >= 1, "sequence_length",
+                  self.sequence_length, "must be >= 1 (tokens per text) or null (the 95th percentile of lengths)")
         _in(self.categorical, ("onehot", "ordinal", "error"), "categorical")
         _in(self.missing, ("impute", "drop", "error"), "missing")
         check(self.max_categories >= 2, "max_categories", self.max_categories, "must be >= 2")
@@ -216,6 +231,97 @@ class TransferConfig:
 
 
 IMAGE_MODELS = ("cnn", "transfer")  # models of images: the data must be images (image_shape, or data=images)
+
+
+# ---------------------------------------------------------- sequence models
+SEQUENCE_MODELS = ("attention", "rnn", "pooled_embedding")  # read data.text's tokens, or an image row by row (or patch by patch)
+SEQUENCE_POOLING = ("mean", "max")
+RNN_CELLS = ("lstm", "gru")
+
+
+def _patch_size(value: Optional[List[int]]) -> None:
+    if value is not None:
+        check(len(value) == 2 and all(isinstance(d, int) and d > 0 for d in value), "patch_size", list(value),
+              "must be [height, width] in pixels, e.g. [4, 4], or null (one token per image row)")
+
+
+def _head(cfg: Any) -> None:
+    check(all(u > 0 for u in cfg.units), "units", list(cfg.units), "must be positive layer widths")
+    _in(cfg.activation, ACTIVATIONS, "activation")
+    _in(cfg.initializer, INITIALIZERS, "initializer")
+    check(0.0 <= cfg.dropout < 1.0, "dropout", cfg.dropout, "must be in [0, 1)")
+    _patch_size(cfg.patch_size)
+
+
+@dataclass
+class AttentionConfig:
+    """A small Transformer encoder (Keras's text classification with Transformer example)."""
+    name: str = "attention"
+    dim: int = 96                      # width of every token's vector (embedding and each block)
+    heads: int = 4                     # attention heads per block; each head attends in dim/heads dimensions
+    layers: int = 2                    # encoder blocks: self-attention, then feed-forward, each with a residual and layer norm
+    ff_units: int = 128                # hidden width of each block's feed-forward part
+    dropout: float = 0.1               # dropout of the attention weights and after each part of a block
+    positions: bool = True             # add a learned position embedding (false: the model sees an unordered set of tokens)
+    pooling: str = "mean"              # how the tokens become one vector: mean | max (padding left out)
+    patch_size: Optional[List[int]] = None  # images: [height, width] of each token's patch (null: one token per image row)
+    units: List[int] = field(default_factory=list)  # Dense layers of the head before the output (none by default)
+    activation: str = "gelu"           # feed-forward and head activation
+    initializer: str = "auto"          # auto: he_uniform for classes, glorot_uniform for regression
+
+    def __post_init__(self) -> None:
+        _positive(self.dim, "dim")
+        _positive(self.heads, "heads")
+        check(self.dim % self.heads == 0, "heads", self.heads, f"must divide model.dim={self.dim} (each head gets "
+              f"dim/heads dimensions); e.g. heads={nearest_divisor(self.dim, self.heads)}")
+        check(self.layers >= 1, "layers", self.layers, "must be >= 1")
+        _positive(self.ff_units, "ff_units")
+        _in(self.pooling, SEQUENCE_POOLING, "pooling")
+        _head(self)
+
+
+def nearest_divisor(n: int, k: int) -> int:
+    """The divisor of n closest to k (the smaller on a tie)."""
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - k), d))
+
+
+@dataclass
+class RNNConfig:
+    """Recurrent layers (no attention): each token is read in order."""
+    name: str = "rnn"
+    cell: str = "lstm"                 # lstm | gru
+    dim: int = 64                      # width of every token's vector (text: embedding; images: each row or patch projected)
+    units: List[int] = field(default_factory=lambda: [64])  # one recurrent layer per entry; the last one's final state feeds the output
+    bidirectional: bool = False        # read each sequence in both directions
+    dropout: float = 0.0               # dropout of each recurrent layer's inputs
+    patch_size: Optional[List[int]] = None  # images: [height, width] of each token's patch (null: one token per image row)
+    activation: str = "tanh"           # recurrent activation (the cell's own)
+    initializer: str = "auto"          # of the token projection and the output (the cells keep Keras's own)
+
+    def __post_init__(self) -> None:
+        _in(self.cell, RNN_CELLS, "cell")
+        _positive(self.dim, "dim")
+        check(len(self.units) > 0, "units", list(self.units), "must be a non-empty list of recurrent layer widths, e.g. [64]")
+        _head(self)
+
+
+@dataclass
+class PooledEmbeddingConfig:
+    """Token vectors pooled into one (no attention, no order), then a dense head: the baseline."""
+    name: str = "pooled_embedding"
+    dim: int = 64                      # width of every token's vector
+    pooling: str = "mean"              # mean | max over the tokens (padding left out)
+    positions: bool = False            # add a learned position embedding before pooling
+    units: List[int] = field(default_factory=lambda: [64])  # Dense layers of the head after pooling
+    dropout: float = 0.0               # dropout after pooling
+    patch_size: Optional[List[int]] = None  # images: [height, width] of each token's patch (null: one token per image row)
+    activation: str = "relu"           # head activation
+    initializer: str = "auto"          # auto: he_uniform for classes, glorot_uniform for regression
+
+    def __post_init__(self) -> None:
+        _positive(self.dim, "dim")
+        _in(self.pooling, SEQUENCE_POOLING, "pooling")
+        _head(self)
 
 
 # ------------------------------------------------------------- augmentation
@@ -683,7 +789,8 @@ class LoggerConfig:
 
 # ------------------------------------------------------------------ explain
 EXPLAIN_METHODS = ("permutation", "shap", "lime",  # tabular: a model of table rows
-                   "saliency", "integrated_gradients", "grad_cam", "feature_visualization")  # images (CNN)
+                   "saliency", "integrated_gradients", "grad_cam", "feature_visualization",  # images (CNN)
+                   "attention")  # model=attention: its attention weights against integrated gradients
 
 
 @dataclass
@@ -866,7 +973,8 @@ class RunConfig:
 # in conf/<group>/ starts from it; a name missing here is reported with the valid ones.
 SCHEMAS: Dict[str, Dict[str, type]] = {
     "data": {"default": DataConfig},
-    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "residual_mlp": ResidualMLPConfig, "transfer": TransferConfig},
+    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "residual_mlp": ResidualMLPConfig, "transfer": TransferConfig,
+              "attention": AttentionConfig, "rnn": RNNConfig, "pooled_embedding": PooledEmbeddingConfig},
     "optimizer": {"sgd": SGDConfig, "momentum": MomentumConfig, "nesterov": NesterovConfig,
                   "adagrad": AdagradConfig, "adadelta": AdadeltaConfig, "rmsprop": RMSpropConfig,
                   "adam": AdamConfig, "adamw": AdamWConfig, "nadam": NadamConfig},

@@ -10,7 +10,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 
 from dlrun.config.compose import section_not_enabled, type_message
 from dlrun.config.imports import DEFAULT, KEY, check_import, check_list
-from dlrun.config.schema import IMAGE_MODELS, LOSSES, SCHEMAS, LossConfig, RunConfig
+from dlrun.config.schema import IMAGE_MODELS, LOSSES, SCHEMAS, SEQUENCE_MODELS, LossConfig, RunConfig
 from dlrun.errors import UNSET, ConfigError, one_of
 
 GROUPS = ("data", "model", "optimizer", "schedule", "loss", "regularization", "trainer")
@@ -118,9 +118,19 @@ def _check_across_groups(run: RunConfig) -> None:
                               "data=images data.path=DIR, or data=cifar10, fashion_mnist, mnist or digits")
         raise ConfigError("data.image_shape", None, f"model={run.model.name} needs image data: set data.image_shape, "
                           "e.g. [8, 8, 1] (data=digits sets it)")
-    if run.augmentation.active and run.model.name not in IMAGE_MODELS:
+    text = run.data.text is not None
+    if run.model.name in SEQUENCE_MODELS and not (text or images):
+        raise ConfigError("model", run.model.name, f"reads sequences; data={run.data.name} has neither a text column "
+                          "nor images. Set data.text=COLUMN (a column of free text, e.g. data=reviews) or use image "
+                          "data (data.image_shape, e.g. data=digits: 8 rows of 8 pixels)")
+    if text and run.model.name not in SEQUENCE_MODELS:
+        raise ConfigError("model", run.model.name, f"cannot read the text column data.text={run.data.text}; use "
+                          f"model={', '.join(SEQUENCE_MODELS[:-1])} or {SEQUENCE_MODELS[-1]} (or data.text=null)")
+    reads_images = run.model.name in IMAGE_MODELS or (run.model.name in SEQUENCE_MODELS and not text)
+    if run.augmentation.active and not reads_images:
         raise ConfigError("augmentation", run.augmentation.name, f"changes images; model={run.model.name} reads "
-                          "rows of features. Use model=cnn or model=transfer, or augmentation=none")
+                          f"{'text' if text else 'rows of features'}. Use image data with model=cnn, transfer or "
+                          "attention, or augmentation=none")
 
 
 def to_container(run: RunConfig) -> Dict[str, Any]:

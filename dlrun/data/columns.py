@@ -41,9 +41,10 @@ def too_many_values(distinct: int, rows: int, max_categories: int) -> str:
     return ""
 
 
-def plan_columns(x: pd.DataFrame, cfg: DataConfig) -> ColumnPlan:
+def plan_columns(x: pd.DataFrame, cfg: DataConfig, allow_empty: bool = False) -> ColumnPlan:
     """Decide, for the feature columns of `x`, which are kept and how high-cardinality
-    text columns are encoded. Raises DataError for data.high_cardinality=error."""
+    text columns are encoded. Raises DataError for data.high_cardinality=error, and when
+    no column is left unless `allow_empty` (a data.text column, planned apart, is one)."""
     plan = ColumnPlan(keep=[])
     drop_constant = cfg.name not in IMAGE_SETS if cfg.drop_constant is None else cfg.drop_constant
     for col in x.columns:
@@ -71,7 +72,7 @@ def plan_columns(x: pd.DataFrame, cfg: DataConfig) -> ColumnPlan:
                 plan.notes.append(f"data: text column {col!r} has {why}; encoded as "
                                   f"{cfg.high_cardinality} (data.high_cardinality)")
         plan.keep.append(col)
-    if not plan.keep:
+    if not plan.keep and not allow_empty:
         reasons = "; ".join(f"{d['column']}: {d['reason']}" for d in plan.dropped[:4])
         raise DataError(f"data: no usable feature column left ({reasons}); see data.high_cardinality "
                         "and data.drop_constant")

@@ -3,7 +3,8 @@ values, encoding, the train/validation/test split, scaling (of the features, and
 of a regression target) and resampling. Everything that learns from data
 (imputer, encoder, scaler, target scaler, resampler) is fitted on the training
 split only, and the fitted preprocessing travels with the data so that a run can
-save it for `dlrun predict`."""
+save it for `dlrun predict`. A column of free text (data.text) is neither dropped,
+imputed nor one-hot encoded: its token ids (dlrun/data/text.py) end each row."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,6 +23,32 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20  # an integer target with more distinct valu
 
 
 @dataclass
+class TextLayout:
+    """Where a text column's tokens are in each prepared row. A row is
+    [other features..., token ids...]: the ids (float32, exact) follow the `offset`
+    other feature columns; 0 pads a short text, 1 is a word outside the vocabulary."""
+    column: str                        # the text column (data.text)
+    offset: int                        # columns before the first token id
+    length: int                        # token ids per row (data.sequence_length, resolved)
+    vocabulary: List[str]              # id -> token: ["", "[UNK]", most frequent word, ...]
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    def words(self, row: np.ndarray) -> List[str]:
+        """One prepared row's token ids as words, one per position ('' for padding; an id
+        outside the vocabulary reads as '[UNK]', as the model reads it)."""
+        ids = np.rint(np.asarray(row, dtype="float64").ravel()[self.offset:self.offset + self.length]).astype("int64")
+        return ["" if i == 0 else self.vocabulary[i] if 0 < i < len(self.vocabulary) else self.vocabulary[1]
+                for i in ids]
+
+    def tokens(self, row: np.ndarray) -> List[str]:
+        """The tokens of one prepared row (padding left out)."""
+        return [w for w in self.words(row) if w]
+
+
+@dataclass
 class DataMeta:
     """What the model builder and the report need to know about the data."""
     task: str                          # binary | multiclass | regression
@@ -34,6 +61,7 @@ class DataMeta:
     report: Dict[str, Any] = field(default_factory=dict)  # filled values, dropped rows, encodings
     target_scale: Optional[Tuple[float, float]] = None  # regression: (mean, std) of the training target
     notes: List[str] = field(default_factory=list)  # one line each, shown before training
+    text: Optional["TextLayout"] = None  # data.text: where each row's token ids are (see dlrun/data/text.py)
 
     @property
     def positive_class(self) -> Any:
@@ -47,7 +75,8 @@ class Preprocessing:
     transformer: Any                   # fitted sklearn ColumnTransformer
     columns: List[str]                 # the file's columns it reads, in order
     numeric: List[str]                 # of those, the numeric ones (cast to float)
-    text: List[str]                    # ... and the text ones
+    text: List[str]                    # ... and the categorical text ones
+    text_column: Optional[str] = None  # data.text: the column of free text read as token ids
 
 
 @dataclass
@@ -116,15 +145,24 @@ def _select(frame: pd.DataFrame, cfg: DataConfig, target: str) -> Tuple[pd.DataF
     report: Dict[str, Any] = {"rows_read": int(len(frame)), "dropped_rows": 0, "filled_values": 0}
     if cfg.path:  # the file as resolved (a relative data.path depends on the folder dlrun ran in)
         report = {"path": str(Path(cfg.path).expanduser().resolve()), **report}
+    text = cfg.text
+    if text is not None:  # the text column is planned apart: never dropped, imputed or one-hot encoded
+        from dlrun.data.text import check_text_column
+
+        check_text_column(frame, text, str(target), cfg.path or f"data={cfg.name}")
     features = list(cfg.features) if cfg.features else [c for c in frame.columns if c != target]
+    if text is not None and text not in features:
+        features.append(text)
     if target in features:
         raise DataError(f"data.features: the target column {target!r} is also listed as a feature")
     if not features:
         raise DataError("data.features: no feature columns left besides the target")
+    others = [c for c in features if c != text]
     x, y = frame[features].copy(), frame[target].copy()
-    _check_numeric_text(x, [c for c in x.columns if _is_text(x[c])])
-    plan = plan_columns(x[y.notna()], cfg)
-    x = x[plan.keep]
+    _check_numeric_text(x, [c for c in others if _is_text(x[c])])
+    plan = plan_columns(x.loc[y.notna(), others], cfg, allow_empty=text is not None)
+    others = plan.keep
+    x = x[others + ([text] if text is not None else [])]  # the text column last: its ids end each row
     report.update(dropped_columns=plan.dropped, high_cardinality=plan.high_cardinality, notes=plan.notes)
     missing_target = int(y.isna().sum())
     if missing_target:
@@ -134,12 +172,12 @@ def _select(frame: pd.DataFrame, cfg: DataConfig, target: str) -> Tuple[pd.DataF
         keep = y.notna()
         x, y = x[keep], y[keep]
         report["dropped_rows"] += missing_target
-    if cfg.missing == "drop":
-        keep = x.notna().all(axis=1)
+    if cfg.missing == "drop":  # a missing text is an empty sequence, never a reason to drop the row
+        keep = x[others].notna().all(axis=1)
         report["dropped_rows"] += int((~keep).sum())
         x, y = x[keep], y[keep]
     elif cfg.missing == "error":
-        counts = x.isna().sum()
+        counts = x[others].isna().sum()
         if counts.any():
             col = counts[counts > 0].index[0]
             raise DataError(f"data: column {col!r} has {int(counts[col])} missing value(s); "
@@ -224,8 +262,9 @@ def _feature_transformer(x: pd.DataFrame, cfg: DataConfig, high_cardinality: Dic
 
     from dlrun.data.encoders import HashEncoder
 
-    text_cols = [c for c in x.columns if _is_text(x[c])]
-    num_cols = [c for c in x.columns if c not in text_cols]
+    columns = [c for c in x.columns if c != cfg.text]
+    text_cols = [c for c in columns if _is_text(x[c])]
+    num_cols = [c for c in columns if c not in text_cols]
     wide = [c for c in text_cols if c in high_cardinality]
     text_cols = [c for c in text_cols if c not in wide]
     if text_cols and cfg.categorical == "error":
@@ -256,6 +295,10 @@ def _feature_transformer(x: pd.DataFrame, cfg: DataConfig, high_cardinality: Dic
         if cols:
             steps = ordinal() if kind == "ordinal" else [HashEncoder(cfg.hash_buckets)]
             parts.append((kind, make_pipeline(*impute_text, *steps), cols))
+    if cfg.text is not None:  # last, unscaled: the token ids end each row
+        from dlrun.data.text import TextEncoder
+
+        parts.append(("tokens", TextEncoder(cfg.max_tokens, cfg.sequence_length), [cfg.text]))
     return ColumnTransformer(parts, verbose_feature_names_out=False, sparse_threshold=0), text_cols + wide
 
 
@@ -268,9 +311,10 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
     x, y, report = _select(frame, cfg, target)
     task = infer_task(y, cfg.task, natural_task)
     y_codes, classes = _encode_target(y, task)
-    numeric = [c for c in x.columns if not _is_text(x[c])]
+    numeric = [c for c in x.columns if c != cfg.text and not _is_text(x[c])]
     as_numbers(x, numeric)
-    report["filled_values"] = int(x.isna().sum().sum()) if cfg.missing == "impute" else 0
+    features = [c for c in x.columns if c != cfg.text]
+    report["filled_values"] = int(x[features].isna().sum().sum()) if cfg.missing == "impute" else 0
     train, val, test, stratified = _split(len(x), y_codes if task != "regression" else np.zeros(len(x), "int32"),
                                           task, cfg)
     report["fingerprint"] = fingerprint(x, y, (train, val, test))
@@ -303,14 +347,33 @@ def prepare(frame: pd.DataFrame, target: str, natural_task: str, cfg: DataConfig
     report.update(text_columns=text_cols, encoding=cfg.categorical if text_cols else None,
                   scaling=cfg.scaling, stratified=stratified)
     notes = report.pop("notes", [])
+    layout = None
+    if cfg.text is not None:
+        layout, report["text"], text_notes = _text_layout(transformer, x[cfg.text], (train, val, test),
+                                                          x_train.shape[1])
+        notes += text_notes
     meta = DataMeta(task=task, n_outputs=len(classes) if task == "multiclass" else 1,
                     input_shape=input_shape, feature_names=feature_names, target=str(target),
                     classes=classes, rows={"train": len(train), "val": len(val), "test": len(test)},
-                    report=report, target_scale=target_scale, notes=notes)
+                    report=report, target_scale=target_scale, notes=notes, text=layout)
     preprocessing = Preprocessing(transformer=transformer, columns=[str(c) for c in x.columns],
-                                  numeric=[str(c) for c in numeric], text=[str(c) for c in text_cols])
+                                  numeric=[str(c) for c in numeric], text=[str(c) for c in text_cols],
+                                  text_column=cfg.text)
     source = SourceRows(x, {"train": train, "val": val, "test": test}) if keep_source else None
     return DataBundle(x_train, y_train, x_val, y_val, x_test, y_test, meta, preprocessing, source)
+
+
+def _text_layout(transformer: Any, texts: pd.Series, splits: Tuple[np.ndarray, ...],
+                 width: int) -> Tuple[TextLayout, Dict[str, Any], List[str]]:
+    """Where the fitted text encoder's ids are in each row of `width` values, the text
+    report (see dlrun/data/text.py) and its note lines."""
+    from dlrun.data.text import text_report, text_notes
+
+    encoder = transformer.named_transformers_["tokens"]
+    report = text_report(encoder, {name: texts.iloc[idx] for name, idx in zip(("train", "val", "test"), splits)})
+    layout = TextLayout(column=str(texts.name), offset=width - encoder.length_, length=encoder.length_,
+                        vocabulary=list(encoder.vocabulary_))
+    return layout, report, text_notes(report, len(texts), encoder)
 
 
 def fingerprint(x: pd.DataFrame, y: pd.Series, splits: Tuple[np.ndarray, ...]) -> str:

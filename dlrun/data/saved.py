@@ -4,7 +4,8 @@ predict` can apply it to new rows.
 Two files: `preprocessing.skops` holds the fitted scikit-learn ColumnTransformer
 (imputers, encoders, scalers) in skops' format, which, unlike pickle, runs no code
 when loaded and refuses any type it is not told to trust; `preprocessing.json`
-holds what is not an estimator (columns, task, class labels, threshold, target)."""
+holds what is not an estimator (columns, task, class labels, threshold, target,
+and a text run's text column and sequence length)."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ TRANSFORMER_FILE = "preprocessing.skops"
 INFO_FILE = "preprocessing.json"
 FORMAT = 1
 # What a dlrun preprocessing file may contain besides the types skops trusts by default.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "dlrun.data.encoders.", "builtins.")
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "dlrun.data.encoders.", "dlrun.data.text.", "builtins.")
 
 
 def save(run_dir: Path, cfg: DataConfig, bundle: Any, threshold: Optional[float], output: str) -> None:
@@ -38,6 +39,8 @@ def save(run_dir: Path, cfg: DataConfig, bundle: Any, threshold: Optional[float]
     info["data"]["missing"] = cfg.missing
     info.update(columns=prep.columns, numeric=prep.numeric, text=prep.text,
                 dropped_columns=meta.report.get("dropped_columns", []))
+    if getattr(meta, "text", None) is not None:  # data.text: read as text (a missing one is an empty sequence)
+        info.update(text_column=meta.text.column, sequence_length=meta.text.length)
     rundir.write_json(Path(run_dir) / INFO_FILE, info)
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Tuple
 import pandas as pd
 
 from dlrun.config.schema import DataConfig
-from dlrun.data import generated
+from dlrun.data import generated, generated_text
 from dlrun.data.keras_sets import load_cifar10, load_fashion_mnist, load_mnist
 from dlrun.data.paths import TABLE_SUFFIXES, check_table_path, named_path
 from dlrun.errors import DataError, closest, first_line
@@ -53,9 +53,10 @@ def check_unique_columns(names: list, shown: str) -> None:
                         "Rename the copies in the file")
 
 
-def read_table(path_text: str, key: str = "data.path") -> pd.DataFrame:
+def read_table(path_text: str, key: str = "data.path", min_columns: int = 2) -> pd.DataFrame:
     """Read a .csv/.tsv or .parquet file, with one clear DataError for each way it can
-    fail, each naming `key` (the config key or argument that named the file)."""
+    fail, each naming `key` (the config key or argument that named the file). Training
+    needs `min_columns=2` (a target and a feature); new rows to predict may have one."""
     path = check_table_path(path_text, key)
     shown = named_path(path_text, key)
     kind = TABLE_SUFFIXES[path.suffix.lower()]
@@ -86,7 +87,7 @@ def read_table(path_text: str, key: str = "data.path") -> pd.DataFrame:
         raise DataError(f"{shown}: cannot be read as a {kind} table ({first_line(err)})") from None
     if frame.shape[0] == 0:
         raise DataError(f"{shown}: the table has a header but no rows")
-    if frame.shape[1] < 2:
+    if frame.shape[1] < min_columns:
         raise DataError(f"{shown}: found {frame.shape[1]} column; a table needs a target "
                         "and at least one feature column (is the separator a comma?)")
     return frame
@@ -115,6 +116,7 @@ SOURCES["fashion_mnist"] = load_fashion_mnist
 SOURCES["cifar10"] = load_cifar10
 SOURCES["loans"] = generated.load_loans
 SOURCES["cart_abandonment"] = generated.load_cart_abandonment
+SOURCES["reviews"] = generated_text.load_reviews
 
 
 def load_frame(cfg: DataConfig) -> Tuple[pd.DataFrame, str, str]:

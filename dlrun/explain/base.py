@@ -73,6 +73,7 @@ class Explained:
     source_train: Optional[pd.DataFrame] = None  # tables: the training rows as read
     source_test: Optional[pd.DataFrame] = None   # tables: the test rows as read
     transform: Optional[Callable[[pd.DataFrame], np.ndarray]] = None  # tables: rows as read -> model inputs
+    text: Optional[Any] = None         # a text column's layout in each row (dlrun.data.prepare.TextLayout)
     _call: Any = field(default=None, repr=False)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:

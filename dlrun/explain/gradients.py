@@ -139,10 +139,19 @@ def ig_attributions(model: Any, inputs: np.ndarray, baselines: Optional[np.ndarr
     `n_steps` points, as Captum does. Written by hand: tf-keras-vis has no integrated gradients."""
     x = np.asarray(inputs, dtype="float32")
     base = np.zeros_like(x) if baselines is None else np.broadcast_to(np.asarray(baselines, "float32"), x.shape)
-    nodes, weights = np.polynomial.legendre.leggauss(n_steps)
-    alphas, weights = ((nodes + 1) / 2).astype("float32"), (weights / 2).astype("float32")
     index, sign = _index_sign(model, targets, len(x))
     fn = _gradient_function(model)
+    return path_integral(x, base, lambda path, rows: fn(path, index[rows], sign[rows])[1], n_steps)
+
+
+def path_integral(x: np.ndarray, base: np.ndarray, gradients: Callable[[np.ndarray, np.ndarray], Any],
+                  n_steps: int) -> np.ndarray:
+    """(x - base) times the mean gradient along the straight path from `base` to `x`, per row:
+    integrated gradients of whatever `gradients(points, rows)` differentiates (the points on the
+    path, and which row each belongs to). Gauss-Legendre quadrature with `n_steps` points, in
+    calls of at most POINT_BUDGET values."""
+    nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+    alphas, weights = ((nodes + 1) / 2).astype("float32"), (weights / 2).astype("float32")
     shape = (-1,) + (1,) * (x.ndim - 1)
     total = np.zeros(x.shape, "float64")
     per_call = max(1, POINT_BUDGET // max(1, int(np.prod(x.shape[1:]))))
@@ -150,7 +159,7 @@ def ig_attributions(model: Any, inputs: np.ndarray, baselines: Optional[np.ndarr
         point = np.arange(start, min(start + per_call, len(x) * n_steps))
         rows, step = np.divmod(point, n_steps)
         path = base[rows] + alphas[step].reshape(shape) * (x[rows] - base[rows])
-        grads = np.asarray(fn(path, index[rows], sign[rows])[1], dtype="float64") * weights[step].reshape(shape)
+        grads = np.asarray(gradients(path, rows), dtype="float64") * weights[step].reshape(shape)
         firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         total[rows[firsts]] += np.add.reduceat(grads, firsts, axis=0)
     return (x - base).astype("float64") * total
@@ -324,9 +333,14 @@ def saliency(model: Explained, options: ExplainConfig) -> MethodResult:
 
 def integrated_gradients(model: Explained, options: ExplainConfig) -> MethodResult:
     """Integrated gradients from a black (all-zero) image, steps doubled until complete within
-    1%: integrated_gradients.png and .csv, and the completeness check."""
+    1%: integrated_gradients.png and .csv, and the completeness check. A model of text: token
+    by token (dlrun.explain.token_gradients)."""
     from dlrun.explain import image_plots
 
+    if model.text is not None:
+        from dlrun.explain.token_gradients import integrated_gradients as of_tokens
+
+        return of_tokens(model, options)
     x, targets, outputs, titles = _rows(model)
     base = np.zeros_like(x)
     steps = options.ig_steps

@@ -103,6 +103,26 @@ def attribution_figure(images: np.ndarray, attributions: np.ndarray, titles: Seq
     return fig
 
 
+def attention_gradients_figure(images: np.ndarray, attention: np.ndarray, attributions: np.ndarray,
+                               titles: Sequence[str], value_range: Tuple[float, float]) -> Any:
+    """One row per explained image read as a sequence: input | attention each token (row or
+    patch) receives, over the faded input | integrated gradients summed per token (red: for
+    the target, blue: against)."""
+    fig, axes = _grid(len(images), 3, "attention rollout beside integrated gradients, token by token "
+                                      "(a token: an image row or patch)")
+    for i, (image, share, credit) in enumerate(zip(images, attention, attributions)):
+        _show(axes[i, 0], image, value_range)
+        axes[i, 0].set_title(titles[i], fontsize=7)
+        _show(axes[i, 1], image, value_range, dim=0.5)
+        _overlay(axes[i, 1], share, "Oranges", 0.0, float(np.max(share)) or 1.0)
+        axes[i, 1].set_title("attention (rollout)", fontsize=7)
+        top = float(np.abs(credit).max()) or 1.0
+        _show(axes[i, 2], image, value_range, dim=0.5)
+        _overlay(axes[i, 2], credit, "bwr", -top, top)
+        axes[i, 2].set_title("integrated gradients per token", fontsize=7)
+    return fig
+
+
 def grad_cam_figure(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
                     value_range: Tuple[float, float], layer: str, map_shape: Tuple[int, int]) -> Any:
     """One row per explained row: input | its Grad-CAM heatmap (upsampled to the input)

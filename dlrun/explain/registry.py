@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from dlrun.config.schema import EXPLAIN_METHODS
 
@@ -13,7 +13,7 @@ from dlrun.config.schema import EXPLAIN_METHODS
 class Method:
     module: str        # in dlrun.explain (imported when the method runs: shap, lime, TensorFlow)
     function: str
-    kind: str          # tabular (a model of table rows) | image (a CNN)
+    kinds: Tuple[str, ...]  # what it explains: tabular (table rows) | image | text (a text column's tokens)
     needs: str         # said when the method does not fit the run's model
     writes: str        # its files, for --help
 
@@ -22,25 +22,31 @@ class Method:
 
 
 TABULAR = "explains a model of table rows, feature by feature"
-IMAGE = "explains a CNN on images, pixel by pixel"
+IMAGE = "explains a model of images, pixel by pixel"
 METHODS = {
-    "permutation": Method("permutation", "permutation_importance", "tabular", TABULAR,
-                          "permutation_importance.csv/.png"),
-    "shap": Method("shapley", "shap_values", "tabular", TABULAR,
+    "permutation": Method("permutation", "permutation_importance", ("tabular", "text"),
+                          "explains a model of table rows, column by column",
+                          "permutation_importance.csv/.png (a text column: shuffled as a whole)"),
+    "shap": Method("shapley", "shap_values", ("tabular",), TABULAR,
                    "shap_importance.csv, shap_values.csv, shap_summary.png"),
-    "lime": Method("lime_rows", "lime_explanations", "tabular", TABULAR, "lime.csv, lime_row<N>.png"),
-    "saliency": Method("gradients", "saliency", "image", IMAGE, "saliency.png (gradients and SmoothGrad)"),
-    "integrated_gradients": Method("gradients", "integrated_gradients", "image", IMAGE,
-                                   "integrated_gradients.png (with its completeness check)"),
-    "grad_cam": Method("gradients", "grad_cam", "image",
+    "lime": Method("lime_rows", "lime_explanations", ("tabular",), TABULAR, "lime.csv, lime_row<N>.png"),
+    "saliency": Method("gradients", "saliency", ("image",), IMAGE, "saliency.png (gradients and SmoothGrad)"),
+    "integrated_gradients": Method("gradients", "integrated_gradients", ("image", "text"),
+                                   "explains a model of images (pixel by pixel) or of text (token by token)",
+                                   "integrated_gradients.png/.csv (with its completeness check)"),
+    "grad_cam": Method("gradients", "grad_cam", ("image",),
                        "needs a convolutional layer (Grad-CAM weighs its feature maps)", "grad_cam.png"),
-    "feature_visualization": Method("features", "feature_visualization", "image",
+    "feature_visualization": Method("features", "feature_visualization", ("image",),
                                     "needs a convolutional model (it visualizes filters)",
                                     "feature_visualization.png"),
+    "attention": Method("attention", "attention_weights", ("image", "text"),
+                        "needs model=attention (it reads the attention weights)",
+                        "attention.png, attention.csv, attention_vs_gradients.png"),
 }
 assert tuple(METHODS) == EXPLAIN_METHODS  # the schema validates names; this maps them
 
 
 def defaults(kind: str) -> List[str]:
-    """What explain.methods=[auto] runs for a model of this kind: every method that fits it."""
-    return [name for name, m in METHODS.items() if m.kind == kind]
+    """What explain.methods=[auto] runs for a model of this kind: every method that fits it
+    (before the model's own exclusions: source.UNFIT)."""
+    return [name for name, m in METHODS.items() if kind in m.kinds]

@@ -68,7 +68,7 @@ def agreement_line(found: Optional[Dict[str, Any]]) -> Optional[str]:
 
 def summary_markdown(result: "ExplainResult") -> str:
     """summary.md: what was explained, each method's findings and checks, and agreement."""
-    kind = "table rows" if result.kind == "tabular" else "images"
+    kind = {"tabular": "table rows", "image": "images", "text": "text"}[result.kind]
     source = "the best model of the search" if result.search else "the model"
     lines = [f"# Explanations of {result.run_dir.name}", "",
              f"{source.capitalize()} of `{result.run_dir}`: {result.run.model.name} on {kind} "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from dlrun.config.schema import EXPLAIN_METHODS, ExplainConfig, RunConfig
+from dlrun.config.schema import EXPLAIN_METHODS, SEQUENCE_MODELS, ExplainConfig, RunConfig
 from dlrun.errors import ConfigError, DataError, DlrunError
 
 DATA_KEYS = ("path",)  # data.KEY=VALUE that explain accepts: where the run's data now lies
@@ -97,28 +97,47 @@ def run_config(files: RunFiles, data: Dict[str, str]) -> RunConfig:
 NEEDS_OWN_CONV = ("grad_cam", "feature_visualization")  # methods that read conv layers of the model itself
 
 
+def run_kind(run: RunConfig) -> str:
+    """What the run's model reads: text (a text column's tokens), image or tabular."""
+    from dlrun.preflight import uses_images
+
+    return "text" if run.data.text is not None else "image" if uses_images(run) else "tabular"
+
+
+def unfit(run: RunConfig) -> Dict[str, str]:
+    """Methods of the run's kind that its model still cannot take, and why."""
+    why: Dict[str, str] = {}
+    if run.model.name == "transfer":
+        why.update({m: "reads the model's own convolutional layers; a model=transfer run's are inside its "
+                       "keras.applications backbone. Use saliency or integrated_gradients" for m in NEEDS_OWN_CONV})
+    elif run.model.name in SEQUENCE_MODELS:
+        why.update({m: f"reads convolutional layers; model={run.model.name} has none. Use saliency, "
+                       "integrated_gradients or attention" for m in NEEDS_OWN_CONV})
+    if run.model.name != "attention":
+        why["attention"] = (f"reads attention weights; model={run.model.name} has no attention layer. "
+                            "Train with model=attention")
+    return why
+
+
 def methods_for(options: ExplainConfig, run: RunConfig) -> List[str]:
     """The methods to run: `auto` -> every one that fits; a named one that does not fit
     the model (Grad-CAM on an MLP, SHAP of a CNN's pixels) is refused."""
     from dlrun.explain.registry import METHODS, defaults
-    from dlrun.preflight import uses_images
 
-    kind = "image" if uses_images(run) else "tabular"
+    kind = run_kind(run)
     names = [m for m in dict.fromkeys(options.methods) if m != "auto"]
-    inside = NEEDS_OWN_CONV if run.model.name == "transfer" else ()  # its conv layers are inside the backbone
+    excluded = unfit(run)
+    fits = [m for m in defaults(kind) if m not in excluded]
     for name in names:
-        if name in inside:
-            raise ConfigError("explain.methods", name, "reads the model's own convolutional layers; a model=transfer "
-                              "run's are inside its keras.applications backbone. Use saliency or integrated_gradients")
+        if kind not in METHODS[name].kinds:
+            what = {"image": "takes images", "text": "reads a text column's tokens",
+                    "tabular": "takes table rows and has no convolutional layer"}[kind]
+            raise ConfigError("explain.methods", name, f"{METHODS[name].needs}; this run's model "
+                              f"(model={run.model.name}) {what}: use {', '.join(fits)}")
+        if name in excluded:
+            raise ConfigError("explain.methods", name, excluded[name])
     if "auto" in options.methods:
-        names = list(dict.fromkeys([*(m for m in defaults(kind) if m not in inside), *names]))
-    for name in names:
-        method = METHODS[name]
-        if method.kind != kind:
-            fits = ", ".join(defaults(kind))
-            what = "takes images" if kind == "image" else "takes table rows and has no convolutional layer"
-            raise ConfigError("explain.methods", name, f"{method.needs}; this run's model (model={run.model.name}) "
-                              f"{what}: use {fits}")
+        names = list(dict.fromkeys([*fits, *names]))
     assert set(names) <= set(EXPLAIN_METHODS)
     return names
 
@@ -181,10 +200,13 @@ def feature_groups(transformer: Any, feature_names: List[str]) -> Tuple[List[str
         steps = [s for _, s in getattr(step, "steps", [(None, step)])]
         onehot = next((s for s in steps if hasattr(s, "categories_") and hasattr(s, "sparse_output")), None)
         buckets = next((s.n_buckets for s in steps if hasattr(s, "n_buckets")), None)
+        length = next((s.length_ for s in steps if hasattr(s, "length_")), None)  # a text column's token ids
         for i, col in enumerate(columns):
             col = str(col)
             if onehot is not None:
                 labels = [f"{col} = {c}" for c in onehot.categories_[i]]
+            elif length is not None:
+                labels = [f"{col}[{k}]" for k in range(length)]
             elif buckets is not None:
                 labels = [f"{col} #{k}" for k in range(buckets)]
             else:

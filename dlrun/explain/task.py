@@ -27,7 +27,7 @@ class ExplainResult:
     out: Path
     run: RunConfig
     search: bool                       # a dlrun tune folder, explained through its best model
-    kind: str                          # tabular | image
+    kind: str                          # tabular | image | text
     task: str
     target: str
     rows: List[int]                    # test rows explained one by one
@@ -56,7 +56,7 @@ def explain(run_dir: Path, options: ExplainConfig, data: Optional[Dict[str, str]
     bundle = source.rebuild(run, files, (info or {}).get("data") or {}, options.check_data)
     source.check_rows(options, len(bundle.x_test))
     explained = _explained(run, files, bundle, info, options, image=uses_images(run))
-    result = ExplainResult(files.run_dir, out, run, files.search, "image" if explained.image else "tabular",
+    result = ExplainResult(files.run_dir, out, run, files.search, source.run_kind(run),
                            explained.task, explained.target, explained.rows)
     result.row_lines = report.row_lines(explained)
     for name in methods:
@@ -92,6 +92,7 @@ def _explained(run: RunConfig, files: RunFiles, bundle: Any, info: Optional[Dict
                options: ExplainConfig, image: bool) -> Explained:
     """Load the model (TensorFlow is imported here, after every check) and pair it with its data."""
     from dlrun.explain.source import feature_groups, metric_for
+    from dlrun.predict import load_model
     from dlrun.runtime import import_tensorflow
 
     meta = bundle.meta
@@ -103,10 +104,9 @@ def _explained(run: RunConfig, files: RunFiles, bundle: Any, info: Optional[Dict
     else:
         names, groups = feature_groups(transformer, list(meta.feature_names))
     import_tensorflow()
-    import keras
 
     try:
-        model = keras.models.load_model(files.model, compile=False)
+        model = load_model(files.model)
     except Exception as err:  # noqa: BLE001 - a torn or foreign file: say which
         raise ExplainError(f"{files.model}: cannot be loaded as a Keras model ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
@@ -131,7 +131,8 @@ def _explained(run: RunConfig, files: RunFiles, bundle: Any, info: Optional[Dict
         metric=metric_for(run, meta.task),
         seed=options.seed, threshold=threshold, output=output,
         source_train=None if image else bundle.source.rows("train"),
-        source_test=None if image else bundle.source.rows("test"), transform=None if image else transform)
+        source_test=None if image else bundle.source.rows("test"), transform=None if image else transform,
+        text=meta.text)
     explained.rows = list(options.rows) if options.rows != "auto" else auto_rows(explained, options.n_rows)
     return explained
 

@@ -8,7 +8,7 @@ from dlrun.config.schema import CNNConfig, RegularizationConfig
 from dlrun import regularization as R
 
 
-def build_cnn(inputs: Any, cfg: CNNConfig, reg: RegularizationConfig) -> Any:
+def build_cnn(inputs: Any, cfg: CNNConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
     import keras
 
     x = R.input_block(inputs, reg)

@@ -7,7 +7,7 @@ from dlrun.config.schema import MLPConfig, RegularizationConfig
 from dlrun import regularization as R
 
 
-def build_mlp(inputs: Any, cfg: MLPConfig, reg: RegularizationConfig) -> Any:
+def build_mlp(inputs: Any, cfg: MLPConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
     import keras
 
     x = keras.layers.Flatten(name="flatten")(inputs) if len(inputs.shape) > 2 else inputs

@@ -34,7 +34,7 @@ from dlrun.config.schema import RegularizationConfig, ResidualMLPConfig
 from dlrun import regularization as R
 
 
-def build_residual_mlp(inputs: Any, cfg: ResidualMLPConfig, reg: RegularizationConfig) -> Any:
+def build_residual_mlp(inputs: Any, cfg: ResidualMLPConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
     import keras
 
     def dense(units: int, name: str) -> Any:

@@ -43,7 +43,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # "caffe" preprocessing, in [0, 255
 IMAGENET_BY_NAME = ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3")
 
 
-def build_transfer(inputs: Any, cfg: TransferConfig, reg: RegularizationConfig) -> Any:
+def build_transfer(inputs: Any, cfg: TransferConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
     """The features tensor of a pretrained backbone and its head (the caller adds the
     output layer). `inputs`: images (height, width, 1 or 3) with pixels in [0, 1]."""
     import keras
