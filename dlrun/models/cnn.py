@@ -6,6 +6,7 @@ from typing import Any
 
 from dlrun.config.schema import CNNConfig, RegularizationConfig
 from dlrun import regularization as R
+from dlrun.models.mlp import dense_layers
 
 
 def build_cnn(inputs: Any, cfg: CNNConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
@@ -20,8 +21,4 @@ def build_cnn(inputs: Any, cfg: CNNConfig, reg: RegularizationConfig, meta: Any 
         if cfg.pool_size > 1 and min(x.shape[1], x.shape[2]) >= cfg.pool_size:
             x = keras.layers.MaxPooling2D(cfg.pool_size, name=f"pool_{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(cfg.units, start=1):
-        x = keras.layers.Dense(units, use_bias=R.uses_bias(reg), kernel_initializer=cfg.initializer,
-                               kernel_regularizer=R.kernel_regularizer(reg), name=f"dense_{i}")(x)
-        x = R.after_linear(x, reg, cfg.activation, name=f"dense_{i}")
-    return x
+    return dense_layers(x, cfg.units, cfg, reg)

@@ -14,7 +14,7 @@ from dlrun import regularization as R
 def build_rnn(inputs: Any, cfg: RNNConfig, reg: RegularizationConfig, meta: Any = None) -> Any:
     import keras
 
-    from dlrun.models.sequence_layers import sequence_input
+    from dlrun.models.sequence_layers import sequence_head, sequence_input
 
     x, mask, others = sequence_input(inputs, cfg, reg, meta, positions=False)  # order is what a recurrence reads
     cell = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cfg.cell]
@@ -26,6 +26,4 @@ def build_rnn(inputs: Any, cfg: RNNConfig, reg: RegularizationConfig, meta: Any 
         x = layer(x) if mask is None else layer(x, mask=mask)  # explicit mask, as in attention.py
     if reg.dropout is not None and reg.dropout.rate > 0:
         x = keras.layers.Dropout(reg.dropout.rate, name="recurrent_dropout")(x)
-    if others is not None:
-        x = keras.layers.Concatenate(name="with_other_features")([x, others])
-    return x
+    return sequence_head(x, others, [], cfg, reg)  # the other features joined; the recurrence is the model

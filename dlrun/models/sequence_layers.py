@@ -24,6 +24,11 @@ def _ids(x: Any, offset: int, length: int) -> Any:
     return ops.cast(ops.round(x[:, offset:offset + length]), "int32")
 
 
+def _not_padding(x: Any, offset: int, length: int) -> Any:
+    """(B, length) bool: True where a token is, False on padding (id 0)."""
+    return ops.not_equal(_ids(x, offset, length), 0)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TokenEmbedding(keras.layers.Layer):
     """Flat rows [other features..., token ids...] -> token vectors (B, length, dim), plus a
@@ -67,7 +72,7 @@ class TokenEmbedding(keras.layers.Layer):
         return vectors
 
     def compute_mask(self, x: Any, mask: Any = None) -> Any:
-        return ops.not_equal(_ids(x, self.offset, self.length), 0)
+        return _not_padding(x, self.offset, self.length)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (input_shape[0], self.length, self.dim)
@@ -86,7 +91,7 @@ class TokenMask(keras.layers.Layer):
         self.offset, self.length = int(offset), int(length)
 
     def call(self, x: Any) -> Any:
-        return ops.not_equal(_ids(x, self.offset, self.length), 0)
+        return _not_padding(x, self.offset, self.length)
 
     def compute_output_spec(self, x: Any) -> Any:
         return keras.KerasTensor((x.shape[0], self.length), dtype="bool")
@@ -242,17 +247,11 @@ def sequence_input(inputs: Any, cfg: Any, reg: Any, meta: Any, positions: bool) 
 def sequence_head(x: Any, others: Any, units: List[int], cfg: Any, reg: Any) -> Any:
     """The pooled sequence vector joined with the other features, then Dense(units...) layers
     (regularization's batch norm/noise/dropout after each, and the model's own dropout)."""
-    from dlrun import regularization as R
+    from dlrun.models.mlp import dense_layers
 
     if others is not None:
         x = keras.layers.Concatenate(name="with_other_features")([x, others])
-    for i, width in enumerate(units, start=1):
-        x = keras.layers.Dense(width, use_bias=R.uses_bias(reg), kernel_initializer=cfg.initializer,
-                               kernel_regularizer=R.kernel_regularizer(reg), name=f"dense_{i}")(x)
-        x = R.after_linear(x, reg, cfg.activation, name=f"dense_{i}")
-        if cfg.dropout > 0:
-            x = keras.layers.Dropout(cfg.dropout, name=f"dense_{i}_model_dropout")(x)
-    return x
+    return dense_layers(x, units, cfg, reg, dropout=cfg.dropout)
 
 
 __all__ = ["TokenEmbedding", "TokenMask", "ImageTokens", "Columns", "SequencePooling", "token_grid",

@@ -29,6 +29,7 @@ from dlrun import regularization as R
 from dlrun.config.schema import RegularizationConfig, TransferConfig
 from dlrun.errors import ConfigError
 from dlrun.models.backbones import BACKBONES, Backbone
+from dlrun.models.mlp import dense_layers
 from dlrun.models.transfer_checks import (check_input_size, check_weights, check_weights_file, input_size,
                                           is_imagenet, is_random, load_failure_message, weights_path)
 
@@ -68,10 +69,7 @@ def build_transfer(inputs: Any, cfg: TransferConfig, reg: RegularizationConfig, 
     backbone.trainable = not cfg.freeze
     x = backbone(x, training=False) if cfg.freeze else backbone(x)
 
-    for i, units in enumerate(cfg.units, start=1):
-        x = keras.layers.Dense(units, use_bias=R.uses_bias(reg), kernel_initializer=cfg.initializer,
-                               kernel_regularizer=R.kernel_regularizer(reg), name=f"dense_{i}")(x)
-        x = R.after_linear(x, reg, cfg.activation, name=f"dense_{i}")
+    x = dense_layers(x, cfg.units, cfg, reg)
     if cfg.dropout > 0:
         x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     return x
