@@ -37,7 +37,7 @@ def attention_scores(model: Any, x: Any, layer: Optional[str] = None) -> np.ndar
     output = model.get_layer(name).output
     if not isinstance(output, (list, tuple)) or len(output) < 2:
         raise ValueError(f"layer {name!r} was not called with return_attention_scores=True")
-    sub = keras.Model(model.inputs, output[1])
+    sub = keras.Model(model.inputs[0], output[1])  # one input, not a list of one: Keras warns at each call
     return np.asarray(sub(np.asarray(x, dtype="float32"), training=False))  # not predict_on_batch: it
     # duplicates rows under a mirrored strategy
 
