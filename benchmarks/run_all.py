@@ -9,7 +9,7 @@ from common import HERE, PYTHON, machine
 
 SCRIPTS = ["bench_startup.py", "bench_time_to_target.py", "bench_search.py", "bench_hyperband.py", "bench_memory.py",
            "bench_parallel.py", "bench_tabular.py", "bench_compare.py", "bench_diagnostics.py", "bench_explain.py",
-           "bench_images.py", "bench_attention.py"]
+           "bench_images.py", "bench_attention.py", "bench_fused.py"]
 
 
 def main() -> None:

@@ -362,15 +362,42 @@ def headline(run: RunConfig, result: RunResult) -> Optional[Tuple[str, Any]]:
 
 
 def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float) -> RunResult:
+    prepared = prepare_run(run, run_dir, bundle, started)
+    return finish_run(prepared, *fit_run(prepared))
+
+
+@dataclass
+class PreparedRun:
+    """One run ready to fit: what `prepare_run` built before the fit and `finish_run`
+    needs after it (split so that a study can fit several runs as one graph)."""
+    run: RunConfig
+    run_dir: Path
+    bundle: DataBundle
+    started: float
+    info: Dict[str, Any]
+    loss_name: str
+    data: Datasets
+    model: Any
+    recorder: Any
+    statistics: Any
+    title: str
+    callbacks: List[Any]
+    backup: Any
+
+
+def prepare_run(run: RunConfig, run_dir: Path, bundle: DataBundle, started: float, data: Optional[Datasets] = None,
+                backups: bool = True) -> PreparedRun:
+    """Write the run's info, build and compile its model and make its callbacks.
+    `data`: the pipelines, when a caller made them for several runs; `backups=False`: no
+    training-state backup (a fused group is trained again from the start if stopped)."""
     resume = check_resumable(run, run_dir)  # a checkpoint of another config is refused before anything is written
     info = write_run_info(run_dir, run)
 
     from dlrun.display import make_progress_callback
-    from dlrun.finetune import fit_phases, second_phase_config
     from dlrun.losses import resolved_name
 
     loss_name = resolved_name(run, bundle.meta)
-    data = make_datasets(bundle, run, loss_name)
+    data = data if data is not None else make_datasets(bundle, run, loss_name)
     model = compile_model(run, bundle.meta, data.steps_per_epoch)
     write_augmentation_examples(run, model, bundle, run_dir)
     recorder = epoch_recorder()
@@ -379,42 +406,62 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
     callbacks = [*fit_callbacks(run, recorder, statistics), *keep_best_callbacks(run),
                  *logger_callbacks(run, run_dir, statistics),
                  make_progress_callback(run.trainer.epochs, title, enabled=run.trainer.verbose == 1)]
-    backup = backup_callback(run, run_dir, callbacks, data.train, resume)  # last: restores after the others reset,
-    # saves after they update; `dataset`: a resumed run continues its shuffle order
-    callbacks += [backup] if backup is not None else []
+    backup = None
+    if backups:  # last: restores after the others reset, saves after they update;
+        # `dataset`: a resumed run continues its shuffle order
+        backup = backup_callback(run, run_dir, callbacks, data.train, resume)
+        callbacks += [backup] if backup is not None else []
+    return PreparedRun(run, run_dir, bundle, started, info, loss_name, data, model, recorder, statistics, title,
+                       callbacks, backup)
+
+
+def fit_run(p: PreparedRun) -> Tuple[str, Optional[str], Dict[str, Any], float]:
+    """Fit one prepared run (both phases of a fine-tuned transfer model). Returns the
+    status, its reason, what metrics.json records about the phases and the fit's seconds."""
+    from dlrun.display import make_progress_callback
+    from dlrun.finetune import fit_phases, second_phase_config
+
+    run = p.run
 
     def callbacks_for(phase: int, epochs: int) -> List[Any]:
         """Phase 2 (fine-tuning) gets fresh callbacks at its own learning rate; the training-state
         backup covers the first phase, and the diagnostics statistics watch the first phase's weights."""
         if phase == 1:
-            return callbacks
+            return p.callbacks
         tuned = second_phase_config(run)
-        return [*fit_callbacks(tuned, recorder, None), *keep_best_callbacks(tuned),
-                *logger_callbacks(tuned, run_dir, None),
-                make_progress_callback(epochs, f"{title} (fine-tuning)", enabled=run.trainer.verbose == 1)]
+        return [*fit_callbacks(tuned, p.recorder, None), *keep_best_callbacks(tuned),
+                *logger_callbacks(tuned, p.run_dir, None),
+                make_progress_callback(epochs, f"{p.title} (fine-tuning)", enabled=run.trainer.verbose == 1)]
 
     status, reason = "completed", None
     phases: Dict[str, Any] = {}
     fit_started = time.perf_counter()
     try:
-        phases = fit_phases(run, model, bundle.meta, data, recorder, callbacks_for, shuffle=False,
+        phases = fit_phases(run, p.model, p.bundle.meta, p.data, p.recorder, callbacks_for, shuffle=False,
                             verbose=2 if run.trainer.verbose == 2 else 0)
     except KeyboardInterrupt:
         status, reason = "interrupted", "stopped by the user (Ctrl-C)"
-    fit_time = time.perf_counter() - fit_started
-    history = recorder.frame()
-    if recorder.diverged_epoch is not None:
-        status, reason = "failed", f"loss became NaN/inf at epoch {recorder.diverged_epoch}"
+    return status, reason, phases, time.perf_counter() - fit_started
+
+
+def finish_run(p: PreparedRun, status: str, reason: Optional[str], phases: Dict[str, Any],
+               fit_time: float, extra: Optional[Dict[str, Any]] = None) -> RunResult:
+    """Evaluate the fitted run and write its results: history, curves, model, threshold,
+    diagnosis and metrics.json (with `extra`'s entries). Raises KeyboardInterrupt (after
+    writing) when the run was stopped."""
+    run, run_dir, bundle, model, history = p.run, p.run_dir, p.bundle, p.model, p.recorder.frame()
+    if p.recorder.diverged_epoch is not None:
+        status, reason = "failed", f"loss became NaN/inf at epoch {p.recorder.diverged_epoch}"
 
     final: Dict[str, Dict[str, float]] = {}
     threshold: Optional[Dict[str, Any]] = None
     try:
         if status != "interrupted":
-            final = evaluate(model, data)
-            threshold = choose_threshold(run, model, bundle, final, loss_name)
+            final = evaluate(model, p.data)
+            threshold = choose_threshold(run, model, bundle, final, p.loss_name)
         if not history.empty:
             write_table(history, run_dir / "history")
-            learning_curves(history, run_dir / "learning_curves.png", title=title)
+            learning_curves(history, run_dir / "learning_curves.png", title=p.title)
         if run.trainer.save_model and status == "completed":
             save_model(model, run_dir / "model.keras")
             save_preprocessing(run_dir, run, bundle, threshold)
@@ -432,19 +479,20 @@ def _train_locked(run: RunConfig, run_dir: Path, bundle: DataBundle, started: fl
         status, reason = "interrupted", "stopped by the user (Ctrl-C) while the run's results were written"
         if not history.empty and not (run_dir / "history.csv").exists():
             write_table(history, run_dir / "history")
-    metrics = _summary(run, bundle, history, final, status, reason, fit_time, started, model, info)
-    if backup is not None and backup.resumed_epoch:
-        metrics["resumed_from_epoch"] = backup.resumed_epoch
-    metrics.update(kept_best(callbacks))
+    metrics = _summary(run, bundle, history, final, status, reason, fit_time, p.started, model, p.info)
+    if p.backup is not None and p.backup.resumed_epoch:
+        metrics["resumed_from_epoch"] = p.backup.resumed_epoch
+    metrics.update(kept_best(p.callbacks))
     metrics.update(phases)
     metrics.update(device_summary(run, model))
-    if statistics is not None and status != "interrupted":
-        metrics.update(record_diagnosis(run, bundle, statistics, history, metrics, run_dir, title))
+    if p.statistics is not None and status != "interrupted":
+        metrics.update(record_diagnosis(run, bundle, p.statistics, history, metrics, run_dir, p.title))
     if threshold is not None:
         metrics["threshold"] = threshold
     if final.get("test"):
         metrics["baseline"] = baseline(bundle)
-    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    metrics.update(extra or {})
+    metrics["wall_time_s"] = round(time.perf_counter() - p.started, 3)
     rundir.write_json(run_dir / "metrics.json", metrics)
     if status == "interrupted":
         raise KeyboardInterrupt

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 
@@ -56,3 +56,25 @@ def resume_completes(args: List[str], cwd: Path, run_dir: Path, before, trials: 
     assert len(after) == trials and after["trial"].is_unique and set(after["status"]) == {"completed"}
     kept = before[before["status"] == "completed"].set_index("trial")["objective"]
     assert after.set_index("trial").loc[kept.index, "objective"].tolist() == pytest.approx(kept.tolist())
+
+
+def kill_when(args: List[str], cwd: Path, run_dir: Path, ready: Callable[[object], bool], wait_s: float = 240) -> None:
+    """Start `dlrun ARGS` and SIGKILL it (no chance to clean up) half a second after its
+    trials table first satisfies `ready(table)`, or after `wait_s`."""
+    import signal
+    import time
+
+    import pandas as pd
+
+    exe = Path(sys.executable).with_name("dlrun")
+    proc = subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        table = run_dir / "trials.csv"
+        if table.exists() and ready(pd.read_csv(table)):
+            time.sleep(0.5)
+            break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+

@@ -3,11 +3,7 @@ resume after a kill, and best.yaml re-run by dlrun train."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +11,7 @@ import pytest
 import yaml
 
 from dlrun.errors import ConfigError
-from tests.helpers import FAST, dlrun, resume_completes
+from tests.helpers import FAST, dlrun, kill_when, resume_completes
 
 SMALL = ["space=units_lr", "space.model.units.max=64", "search.max_trials=2"]
 
@@ -246,17 +242,7 @@ def test_killed_search_resumes_without_duplicates_or_losses(tmp_path: Path) -> N
     run_dir = tmp_path / "search"
     args = ["tune", "space=units_lr", "search.max_trials=4", "search.refit=false", "debug=fast",
             "trainer.epochs=40", "regularization=none", "trainer.verbose=0", f"hydra.run.dir={run_dir}"]
-    exe = Path(sys.executable).with_name("dlrun")
-    proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline:  # kill while the second trial runs
-        table = run_dir / "trials.csv"
-        if table.exists() and len(pd.read_csv(table)) >= 1:
-            time.sleep(0.5)
-            break
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(args, tmp_path, run_dir, lambda table: len(table) >= 1)  # while the second trial runs
     before = pd.read_csv(run_dir / "trials.csv")
     assert 1 <= (before["status"] == "completed").sum() < 4
     resume_completes(args, tmp_path, run_dir, before, trials=4)

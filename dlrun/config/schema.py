@@ -25,6 +25,12 @@ def _positive(value: Any, key: str) -> None:
     check(value is not None and value > 0, key, value, "must be > 0")
 
 
+def _fuse(value: Any, what: str) -> None:
+    """search.fuse / study.fuse: a positive integer or 'auto'."""
+    check(value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), "fuse", value,
+          f"must be a positive integer (1: one {what[:-1]} at a time) or 'auto'")
+
+
 def _in(value: Any, choices: tuple, key: str) -> None:
     check(value in choices, key, value, one_of(value, choices))
 
@@ -855,8 +861,10 @@ class SearchBase:
     worker_threads: int = 0            # CPU threads per local worker (0: the cores split between them)
     host: str = "127.0.0.1"            # address the chief oracle listens on (0.0.0.0: other machines too)
     port: int = 0                      # the chief oracle's port (0: a free one)
+    fuse: Any = 1                      # trials trained at once as branches of one model; auto: as many as fit
 
     def __post_init__(self) -> None:
+        _fuse(self.fuse, "trials")
         check(self.workers >= 0, "workers", self.workers, "must be >= 0 (0: trials run in this process)")
         check(self.worker_threads >= 0, "worker_threads", self.worker_threads, "must be >= 0 (0: split the cores)")
         check(bool(self.host.strip()), "host", self.host, "must be an address, e.g. 127.0.0.1 or 0.0.0.0")
@@ -929,6 +937,7 @@ class StudyConfig:
     lr_grid: List[float] = field(default_factory=lambda: list(LR_GRID))  # learning rates tune_lr tries
     vary_split: bool = False           # true: data.split_seed follows the seed too (not only init and shuffling)
     resume: bool = True                # false: a fresh study folder even when an earlier one matches
+    fuse: Any = 1                      # runs of a seed trained at once as branches of one model; auto: as many as fit
 
     def __post_init__(self) -> None:
         import re
@@ -942,6 +951,7 @@ class StudyConfig:
             for name in self.only:
                 check(name in self.contenders, "only", name, one_of(name, list(self.contenders)))
         check(self.seeds >= 1, "seeds", self.seeds, "must be >= 1")
+        _fuse(self.fuse, "runs")
         check(bool(self.lr_grid) and all(lr > 0 for lr in self.lr_grid), "lr_grid", list(self.lr_grid),
               "must be a non-empty list of learning rates > 0")
 

@@ -18,6 +18,11 @@ def values_text(values: Mapping[str, Any]) -> str:
     return "  ".join(f"{k}={fmt(v)}" for k, v in values.items() if not k.startswith("tuner/"))
 
 
+def _plain_id(trial_id: Any) -> str:
+    """keras-tuner's ids are zero-padded ('03'); the trials table's are numbers (3)."""
+    return str(trial_id).lstrip("0") or "0"
+
+
 class SearchView:
     def __init__(self, total: Optional[int], objective: str, direction: str, enabled: bool = True) -> None:
         self.total, self.objective, self.direction = total, objective, direction
@@ -31,6 +36,7 @@ class SearchView:
         self.epoch_task = self.progress.add_task("epochs", total=None, info="", visible=False)
         self.current: Dict[str, Any] = {}
         self.current_id = ""
+        self.started: Dict[str, Dict[str, Any]] = {}  # trials begun and not yet ended
         self.best: Optional[Dict[str, Any]] = None
         self.live: Optional[Live] = None
 
@@ -61,7 +67,12 @@ class SearchView:
             self.live.update(self.render())
 
     def trial_begin(self, trial_id: str, values: Mapping[str, Any], epochs: int) -> None:
-        self.current_id, self.current = trial_id, dict(values)
+        """A trial starts; trials that start together (search.fuse) are shown together."""
+        self.started[str(trial_id)] = dict(values)
+        if len(self.started) == 1:
+            self.current_id, self.current = trial_id, dict(values)
+        else:
+            self.current_id, self.current = ", ".join(self.started) + " (fused)", {}
         self.progress.reset(self.epoch_task, total=epochs, visible=True, info="")
         self._refresh()
 
@@ -79,6 +90,7 @@ class SearchView:
         self._refresh()
 
     def trial_end(self, row: Mapping[str, Any], done: int) -> None:
+        self.started = {k: v for k, v in self.started.items() if _plain_id(k) != _plain_id(row["trial"])}
         self.progress.update(self.trials_task, completed=done)
         value = row.get("objective")
         if row.get("status") == "completed" and value is not None and value == value:

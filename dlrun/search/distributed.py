@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
+from dlrun.search.fused import slot_owner
+
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 ENV_CHIEF_PID = "DLRUN_CHIEF_PID"  # set on local workers: they exit when this process is gone
 FAILURE_FILE = "failure.txt"       # beside keras-tuner's trial.json: why the trial failed
@@ -162,14 +164,17 @@ class Chief:
         ended = []
         for worker in self.workers:
             code = worker.exit_code()
-            trial = self.oracle.ongoing_trials.get(worker.tuner_id)
-            if code is None or trial is None:
+            if code is None:
                 continue
-            trial.status = trial_module.TrialStatus.FAILED
-            trial.message = (f"worker {worker.tuner_id} exited with code {code} during the trial "
-                             f"(see {worker.log})")
-            self.oracle.end_trial(trial)
-            ended.append(trial.trial_id)
+            # a fused worker runs several trials at once, each under a slot id of its own
+            mine = [t for tuner_id, t in list(self.oracle.ongoing_trials.items())
+                    if slot_owner(tuner_id) == worker.tuner_id]
+            for trial in mine:
+                trial.status = trial_module.TrialStatus.FAILED
+                trial.message = (f"worker {worker.tuner_id} exited with code {code} during the trial "
+                                 f"(see {worker.log})")
+                self.oracle.end_trial(trial)
+                ended.append(trial.trial_id)
         return ended
 
     def all_workers_gone(self) -> bool:

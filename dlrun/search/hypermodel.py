@@ -70,27 +70,45 @@ class DlrunHyperModel(kt.HyperModel):
     def _fit_once(self, hp: kt.HyperParameters, run: RunConfig, model: Any, data: Datasets,
                   bundle: Optional[DataBundle] = None, log: Tuple[Any, int] = (None, 0)) -> Dict[str, float]:
         bundle = bundle or self.bundle
-        epochs = int(hp.values.get("tuner/epochs", run.trainer.epochs))
-        initial = int(hp.values.get("tuner/initial_epoch", 0))
+        epochs, initial = self.epoch_budget(hp, run)
+        recorder, statistics, callbacks = self.trial_callbacks(hp, run, model, bundle, log)
+        live = [self.epoch_callback] if self.epoch_callback is not None else []
+
+        def callbacks_for(phase: int, total: int) -> List[Any]:  # fine-tuning: fresh callbacks at its own rate
+            return [*callbacks, *live] if phase == 1 else [*fit_callbacks(second_phase_config(run), recorder, None),
+                                                          *live]
+
+        fit_phases(run, model, bundle.meta, data, recorder, callbacks_for, epochs=epochs, initial_epoch=initial,
+                   verbose=0, shuffle=False)
+        return self.trial_result(run, model, bundle, recorder, statistics, self.diagnoses)
+
+    @staticmethod
+    def epoch_budget(hp: kt.HyperParameters, run: RunConfig) -> Tuple[int, int]:
+        """The epoch a trial's fit ends at and the one it starts from (Hyperband continues
+        a model trained by an earlier trial)."""
+        return int(hp.values.get("tuner/epochs", run.trainer.epochs)), int(hp.values.get("tuner/initial_epoch", 0))
+
+    def trial_callbacks(self, hp: kt.HyperParameters, run: RunConfig, model: Any, bundle: DataBundle,
+                        log: Tuple[Any, int] = (None, 0)) -> Tuple[Any, Any, List[Any]]:
+        """The epoch recorder, the diagnostics statistics (or None) and every callback of
+        one fit of a trial (the live view's aside): the same whether it trains alone or fused."""
         recorder = epoch_recorder()
         statistics = watch(run, model, bundle, resolved_name(run, bundle.meta))
         callbacks = fit_callbacks(run, recorder, statistics)
-        if self.epoch_callback is not None:
-            callbacks.append(self.epoch_callback)
         trial_id, execution = log
         if self.run_dir is not None and trial_id is not None:
             callbacks += trial_logger_callbacks(run, tune_log_dir(self.run_dir, trial_id, execution), hp, statistics,
                                                 trial_id=str(trial_id))
-        live = [self.epoch_callback] if self.epoch_callback is not None else []
+        return recorder, statistics, callbacks
 
-        def callbacks_for(phase: int, total: int) -> List[Any]:  # fine-tuning: fresh callbacks at its own rate
-            return callbacks if phase == 1 else [*fit_callbacks(second_phase_config(run), recorder, None), *live]
-
-        fit_phases(run, model, bundle.meta, data, recorder, callbacks_for, epochs=epochs, initial_epoch=initial,
-                   verbose=0, shuffle=False)
+    def trial_result(self, run: RunConfig, model: Any, bundle: DataBundle, recorder: Any, statistics: Any,
+                     diagnoses: List[Any]) -> Dict[str, float]:
+        """What one fit reports to the oracle: every metric of the best epoch (by the
+        objective), the best epoch, epochs run and parameter count. Appends the fit's
+        diagnosis to `diagnoses`; raises FailedTrialError for a diverged fit or a missing objective."""
         history = recorder.frame()
         if statistics is not None and run.diagnostics.enabled:
-            self.diagnoses.append(diagnose_fit(run, bundle, statistics.frame(), history))
+            diagnoses.append(diagnose_fit(run, bundle, statistics.frame(), history))
         if recorder.diverged_epoch is not None:
             raise kt.errors.FailedTrialError(f"loss became NaN/inf at epoch {recorder.diverged_epoch}")
         objective = self.tune.search.objective

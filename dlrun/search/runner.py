@@ -25,6 +25,7 @@ from dlrun.results.tables import write_table
 from dlrun.search import distributed
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
 from dlrun.search.distributed import read_failure
+from dlrun.search.fused import read_fused
 from dlrun.diagnostics.trials import read_verdict
 from dlrun.search.space import tidy
 
@@ -35,7 +36,7 @@ TRIAL_FORMATS = ("csv", "md", "parquet")
 STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed", "RUNNING": "running",
           "IDLE": "pending", "STOPPED": "stopped"}
 EXTRA_METRICS = ("best_epoch", "epochs_run", "params", "duration_s")
-RUN_SETTINGS = ("overwrite", "refit", "workers", "worker_threads", "host", "port")
+RUN_SETTINGS = ("overwrite", "refit", "workers", "worker_threads", "host", "port", "fuse")
 
 
 class ResumeError(DlrunError):
@@ -136,8 +137,11 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
             reason = _reason(trial.message) or (read_failure(trial_dir(trials_dir, trial_id)) if trials_dir else None)
         row["failure_reason"] = reason
         row["verdict"] = read_verdict(trial_dir(trials_dir, trial_id)) if trials_dir else None
+        row["fused_with"] = read_fused(trial_dir(trials_dir, trial_id)) if trials_dir else None
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if "fused_with" in frame and frame["fused_with"].isna().all():
+        frame = frame.drop(columns="fused_with")  # an unfused search's table is as it always was
     if not frame.empty:
         for col in ("best_epoch", "epochs_run", "params"):
             if col in frame:
@@ -272,7 +276,7 @@ def _search(tune: TuneConfig, run_dir: Path, bundle: Any, listener: Optional[Any
     def on_end(trial: Any) -> None:
         frame = trial_rows(tuner.oracle, objective, keys, trials_dir=trials_dir)
         write_trials(frame, run_dir)
-        report_trial(frame, trial, view, listener)
+        report_trial(frame, trial, view, listener, tuner.oracle)
 
     tuner = make_tuner(tune, hypermodel, str(run_dir / TUNER_DIR), overwrite=tune.search.overwrite,
                        on_trial_begin=on_begin, on_trial_end=on_end)
@@ -324,12 +328,17 @@ def _row(frame: pd.DataFrame, trial_id: Any) -> pd.Series:
     return frame[frame["trial"].astype(str) == str(int(trial_id))].iloc[0]
 
 
-def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[Any]) -> None:
-    """Show one ended trial in the live view (and hand its row to `listener`)."""
+def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[Any], oracle: Any) -> None:
+    """Show one ended trial in the live view, with how many trials had ended with it (a
+    fused group's trials are all finished before the first is ended: the table alone
+    would count them all), and hand its row to `listener`."""
     row = _row(frame, trial.trial_id).to_dict()
     hp_keys = [k for k in trial.hyperparameters.values if not k.startswith("tuner/")]
     row["values"] = {k: row[k] for k in hp_keys if k in row}
-    view.trial_end(row, int(frame["status"].isin(["completed", "failed"]).sum()))
+    order = list(oracle.end_order)
+    done = order.index(trial.trial_id) + 1 if trial.trial_id in order else \
+        int(frame["status"].isin(["completed", "failed"]).sum())
+    view.trial_end(row, done)
     if listener is not None:  # e.g. benchmarks/bench_memory.py
         listener(row)
 
@@ -385,7 +394,7 @@ def _serve(tune: TuneConfig, chief: distributed.Chief, oracle: Any, run_dir: Pat
                 write_trials(frame, run_dir)
                 for trial_id in ended:
                     seen.add(trial_id)
-                    report_trial(frame, oracle.trials[trial_id], view, listener)
+                    report_trial(frame, oracle.trials[trial_id], view, listener, oracle)
                 if _failed_in_a_row(oracle) >= limit:
                     reason = _row(frame, ended[-1]).get("failure_reason")
                     status, message = "stopped", _stopped_message(tune, reason)

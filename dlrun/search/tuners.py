@@ -27,7 +27,8 @@ class DlrunTunerMixin:
 
     def __init__(self, *args: Any, on_trial_begin: Optional[Callable] = None,
                  before_trial_end: Optional[Callable] = None, on_trial_end: Optional[Callable] = None,
-                 **kwargs: Any) -> None:
+                 fuse: Any = 1, **kwargs: Any) -> None:
+        self.fuse = fuse  # search.fuse: trials trained at once as branches of one model (dlrun.search.fused)
         self._begin_hook = on_trial_begin
         self._before_end_hook = before_trial_end  # before the oracle hears that the trial ended
         self._end_hook = on_trial_end
@@ -35,6 +36,13 @@ class DlrunTunerMixin:
 
     def _populate_initial_space(self) -> None:
         """The space is declared up front from YAML (see dlrun.search.space.declare)."""
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        if self.fuse == 1:
+            return super().search(*fit_args, **fit_kwargs)
+        from dlrun.search import fused
+
+        return fused.search(self, self.fuse, fit_kwargs.get("verbose", 0))
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> List[Dict[str, float]]:
         started = time.perf_counter()
@@ -68,8 +76,36 @@ class RandomSearchTuner(DlrunTunerMixin, kt.RandomSearch):
     pass
 
 
-class GridSearchTuner(DlrunTunerMixin, kt.GridSearch):
-    pass
+class GridOracle(kt.oracles.GridSearchOracle):
+    """keras-tuner's grid oracle serves the next combination of a trial that has *ended*,
+    so at most two trials run at once. With `serve_ahead` (a fused search) each trial it
+    creates is also a starting point for the next request, so K are served at once, in
+    the same grid order."""
+
+    def __init__(self, *args: Any, serve_ahead: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.serve_ahead = serve_ahead
+
+    def populate_space(self, trial_id: str) -> Dict[str, Any]:
+        response = super().populate_space(trial_id)
+        if self.serve_ahead and response["status"] == "RUNNING":
+            self._populate_next.append(trial_id)  # keras-tuner allows an id in this list more than once
+        return response
+
+
+class GridSearchTuner(DlrunTunerMixin, kt.Tuner):
+    """kt.GridSearch with dlrun's grid oracle."""
+
+    def __init__(self, hypermodel: Any = None, objective: Any = None, max_trials: Optional[int] = None,
+                 seed: Optional[int] = None, hyperparameters: Any = None, tune_new_entries: bool = True,
+                 allow_new_entries: bool = True, max_retries_per_trial: int = 0,
+                 max_consecutive_failed_trials: int = 3, fuse: Any = 1, **kwargs: Any) -> None:
+        self.seed = seed
+        oracle = GridOracle(objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+                            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                            max_retries_per_trial=max_retries_per_trial,
+                            max_consecutive_failed_trials=max_consecutive_failed_trials, serve_ahead=fuse != 1)
+        super().__init__(oracle, hypermodel, fuse=fuse, **kwargs)
 
 
 class BayesianTuner(DlrunTunerMixin, kt.BayesianOptimization):
@@ -104,6 +140,7 @@ def make_tuner(tune: TuneConfig, hypermodel: Any, directory: str, overwrite: boo
         executions_per_trial=s.executions_per_trial,
         directory=directory,
         project_name="search",
+        fuse=s.fuse,
         overwrite=overwrite,
         **hooks,
     )

@@ -39,13 +39,19 @@ class StudyProgress:
         if self.progress is not None:
             self.progress.update(self.task, now=escape(describe(planned)))
 
+    def starting_together(self, plans: Any) -> None:
+        if self.progress is not None:
+            names = ", ".join(describe(p) for p in plans)
+            self.progress.update(self.task, now=escape(f"{names} (fused)"))
+
     def advance(self) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
 
-    def finished(self, planned: Any, row: Dict[str, Any], how: str = "") -> None:
-        """One line for a run: trained now (`how` empty: with its epochs and seconds), or
-        `how` it was had without training (kept from an earlier start, ...)."""
+    def finished(self, planned: Any, row: Dict[str, Any], how: str = "", fused: int = 0) -> None:
+        """One line for a run: trained now (`how` empty: with its epochs and seconds, and
+        how many runs it was `fused` with), or `how` it was had without training (kept
+        from an earlier start, ...)."""
         status = row.get("status")
         value = row.get(self.metric)
         if status == "completed" and value is not None:
@@ -57,6 +63,7 @@ class StudyProgress:
             extra = f" ({escape(how)})"
         elif isinstance(took, (int, float)) and math.isfinite(took):
             extra = f" · {row.get('epochs_run')} epochs, {took:.1f}s"
+            extra += f" (fused with {fused} other run{'s' if fused > 1 else ''})" if fused else ""
         else:
             extra = ""
         line = f"  {MARKS.get(status, '?')} {escape(describe(planned))}: {outcome}{extra}"

@@ -15,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -28,6 +28,8 @@ from dlrun.study.comparison import split_metric
 from dlrun.study.readback import read_run
 
 FINISHED = ("completed", "failed")  # what a rerun keeps (a diverged run diverges again)
+FUSED_TIMES = ("study.fuse: a fused run's seconds (fit_time_s, seconds to target, the curves against time) are its "
+               "group's; compare training times with study.fuse=1")
 
 
 @dataclass
@@ -55,21 +57,48 @@ class Session:
         study = self.study
         chosen: Dict[str, Optional[float]] = {c.name: None for c in study.contenders}
         if study.settings.tune_lr:
+            grid = self.execute_all([(p, c.chosen) for c in study.contenders for p in lr_runs(study, c)])
             for contender in study.contenders:
-                grid = [self.execute(p, contender.chosen) for p in lr_runs(study, contender)]
-                chosen[contender.name] = self.best_rate(grid)
+                chosen[contender.name] = self.best_rate([e for e in grid if e["planned"].contender == contender.name])
         for seed in seeds(study):  # seed-major: stopped early, every contender has its first runs
+            runs = []
             for contender in study.contenders:
                 if study.settings.tune_lr and chosen[contender.name] is None:
                     if contender.chosen:
                         self.skip(contender.name, seed, "every learning rate of study.lr_grid failed")
                     continue
-                planned = next(p for p in final_runs(study, contender, chosen[contender.name]) if p.seed == seed)
-                self.execute(planned, contender.chosen)
+                runs.append((next(p for p in final_runs(study, contender, chosen[contender.name]) if p.seed == seed),
+                             contender.chosen))
+            self.execute_all(runs)
+
+    def execute_all(self, runs: List[Tuple[PlannedRun, bool]]) -> List[Dict[str, Any]]:
+        """`execute` each (planned run, chosen); with study.fuse, the runs that must train
+        and can share a graph train as branches of one model (dlrun.study.fused). Returns
+        the entries in the order given."""
+        from dlrun.study.fused import group_size, plan_groups, run_key
+
+        if self.study.settings.fuse == 1:
+            return [self.execute(planned, chosen) for planned, chosen in runs]
+        entries: List[Optional[Dict[str, Any]]] = [self.settle(planned, chosen) for planned, chosen in runs]
+        waiting = [i for i, entry in enumerate(entries) if entry is None]
+        if waiting:
+            k = group_size(self.study.settings.fuse, runs[waiting[0]][0].run, len(waiting))
+            for group in plan_groups([run_key(runs[i][0].run) for i in waiting], k):
+                plans = [runs[waiting[j]][0] for j in group]
+                trained = self.execute_fused(plans) if len(plans) > 1 else [self.train_one(plans[0])]
+                for j, entry in zip(group, trained):
+                    entries[waiting[j]] = entry
+        return [entry for entry in entries if entry is not None]
 
     def execute(self, planned: PlannedRun, chosen: bool = True) -> Dict[str, Any]:
-        """Train one planned run, or keep it when an earlier start finished it. A contender
-        that study.only leaves out keeps its finished runs and trains nothing."""
+        """Train one planned run, or keep it when an earlier start finished it."""
+        entry = self.settle(planned, chosen)
+        return entry if entry is not None else self.train_one(planned)
+
+    def settle(self, planned: PlannedRun, chosen: bool = True) -> Optional[Dict[str, Any]]:
+        """The entry of a run that needs no training (the lr grid ran it, an earlier start
+        finished it, or study.only leaves its contender out, which keeps its finished runs
+        and trains nothing), or None after clearing its folder for training."""
         run_dir = self.study_dir / planned.folder
         entry = {"planned": planned, "run_dir": run_dir, "status": None, "reason": None}
         same = self.same_run(planned)
@@ -88,27 +117,73 @@ class Session:
             if kept is not None:
                 self.done.append(entry)
             return entry
+        return None
+
+    def tags(self, planned: PlannedRun) -> Dict[str, Any]:
+        return {"study": str(self.study_dir.resolve()), "contender": planned.contender, "phase": planned.phase}
+
+    def train_one(self, planned: PlannedRun) -> Dict[str, Any]:
+        """Train a run alone (its folder was cleared by `settle`)."""
+        run_dir = self.study_dir / planned.folder
+        entry = {"planned": planned, "run_dir": run_dir, "status": None, "reason": None}
         self.view.starting(planned)
         try:
             from dlrun.training import train
 
-            result = train(planned.run, run_dir, bundle=bundle_for(planned.run),
-                           tags={"study": str(self.study_dir.resolve()), "contender": planned.contender,
-                                 "phase": planned.phase})
+            result = train(planned.run, run_dir, bundle=bundle_for(planned.run), tags=self.tags(planned))
             entry.update(status=result.status, reason=result.metrics.get("failure_reason"))
         except KeyboardInterrupt:
             raise
         except Exception as err:  # noqa: BLE001 - a failing run is a result; the study goes on
-            text = str(err).strip().splitlines()
-            entry.update(status="failed", reason=f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
-            with contextlib.suppress(OSError, rundir.OutputError):
-                rundir.write_text(run_dir / "error.txt", traceback.format_exc())
+            self.failed(entry, err)
         finally:
             clear_keras()
         self.trained += 1
         self.done.append(entry)
         self.view.finished(planned, self.row(entry))
         return entry
+
+    def execute_fused(self, plans: List[PlannedRun]) -> List[Dict[str, Any]]:
+        """Train `plans` as branches of one model; each run that fails, fails alone. When
+        the fused fit itself fails, each run trains alone instead."""
+        from dlrun.display import warn
+        from dlrun.errors import first_line
+        from dlrun.study.fused import train_fused
+
+        entries = [{"planned": p, "run_dir": self.study_dir / p.folder, "status": None, "reason": None}
+                   for p in plans]
+        self.view.starting_together(plans)
+        try:
+            items = [(p.run, e["run_dir"], self.tags(p), p.folder.as_posix()) for p, e in zip(plans, entries)]
+            results = train_fused(items, bundle_for(plans[0].run))
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - the graph failed as a whole: each run alone, as unfused
+            warn(f"{len(plans)} fused runs failed together ({first_line(err)}); training them one at a time")
+            clear_keras()
+            for p in plans:
+                self.keep(p, self.study_dir / p.folder)  # the group's unfinished folders: cleared
+            return [self.train_one(p) for p in plans]
+        finally:
+            clear_keras()
+        for entry, result in zip(entries, results):
+            if isinstance(result, BaseException):
+                self.failed(entry, result)
+            else:
+                entry.update(status=result.status, reason=result.metrics.get("failure_reason"))
+            self.trained += 1
+            self.done.append(entry)
+            self.view.finished(entry["planned"], self.row(entry), fused=len(plans) - 1)
+        return entries
+
+    @staticmethod
+    def failed(entry: Dict[str, Any], err: BaseException) -> None:
+        """A run that raised: failed, with the reason and its traceback in error.txt."""
+        text = str(err).strip().splitlines()
+        entry.update(status="failed", reason=f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
+        with contextlib.suppress(OSError, rundir.OutputError):
+            rundir.write_text(entry["run_dir"] / "error.txt",
+                              "".join(traceback.format_exception(type(err), err, err.__traceback__)))
 
     def same_run(self, planned: PlannedRun) -> Optional[Dict[str, Any]]:
         """The lr grid's run with the same config and seed as `planned`, if one ran."""
@@ -233,6 +308,8 @@ def compare(study: Study, study_dir: Path) -> StudyResult:
     """Run `study` in `study_dir` (resuming what an earlier start finished there)."""
     study_dir = rundir.make_dir(study_dir)
     study_folder.check_folder(study_dir, study)
+    if study.settings.fuse != 1 and FUSED_TIMES not in study.notes:
+        study.notes.append(FUSED_TIMES)
     with rundir.run_lock(study_dir):
         previous = study_folder.read_state(study_dir)
         study_folder.write_state(study_dir, study, "running", {"planned": study.planned()}, previous)
