@@ -83,6 +83,14 @@ def targets(y: Any, meta: DataMeta, loss_name: str) -> Any:
     return y.astype("float32").reshape(-1, 1)
 
 
+def pipeline_key(run: RunConfig, loss_name: str) -> Tuple:
+    """What `make_datasets` builds from a run's config, for one prepared data: the batch
+    size, the target format (the loss), the shuffle seed and the class weights. Runs with
+    equal keys can read the same pipelines."""
+    t = run.trainer
+    return (t.batch_size, loss_name, t.seed, str(t.class_weight))
+
+
 def make_datasets(bundle: DataBundle, run: RunConfig, loss_name: str) -> Datasets:
     """Cached, prefetched tf.data pipelines, built once from in-memory arrays (or, for a
     folder of images, from the files: see dlrun.image_pipeline). With

@@ -124,7 +124,6 @@ class BranchCallbacks(keras.callbacks.Callback):
         super().__init__()
         self.per_branch = [list(c) for c in callbacks]
         self.done = [False] * len(self.per_branch)
-        self.stopped_epoch: List[Optional[int]] = [None] * len(self.per_branch)
 
     def set_model(self, model: Any) -> None:
         super().set_model(model)
@@ -157,8 +156,8 @@ class BranchCallbacks(keras.callbacks.Callback):
                 mine["loss"] = float("nan")
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs=mine)
-            if branch.stop_training or fused.has_failed(k) or not fused.is_active(k):
-                self.done[k], self.stopped_epoch[k] = True, epoch + 1
+            if branch.stop_training or not fused.is_active(k):  # stopped by its callbacks, or failed
+                self.done[k] = True
                 fused.freeze(k)
         if all(self.done):
             fused.stop_training = True

@@ -17,12 +17,13 @@ def fusion_key(run: RunConfig, loss_name: str, epochs: int, initial_epoch: int =
     how steps are run. None: this run cannot be fused (a second, fine-tuning phase
     recompiles its model; a distribution strategy places each model itself)."""
     from dlrun.finetune import two_phases
+    from dlrun.training import pipeline_key
 
     t = run.trainer
     if two_phases(run) or t.strategy != "none":
         return None
-    return (t.batch_size, loss_name, t.seed, str(t.class_weight), int(epochs), int(initial_epoch),
-            str(t.steps_per_execution), t.mixed_precision)
+    return (*pipeline_key(run, loss_name), int(epochs), int(initial_epoch), str(t.steps_per_execution),
+            t.mixed_precision)
 
 
 def auto_fuse(branch_bytes: float, free_bytes: float, trials_left: Optional[int]) -> int:

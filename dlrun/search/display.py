@@ -18,9 +18,10 @@ def values_text(values: Mapping[str, Any]) -> str:
     return "  ".join(f"{k}={fmt(v)}" for k, v in values.items() if not k.startswith("tuner/"))
 
 
-def _plain_id(trial_id: Any) -> str:
-    """keras-tuner's ids are zero-padded ('03'); the trials table's are numbers (3)."""
-    return str(trial_id).lstrip("0") or "0"
+def table_id(trial_id: Any) -> Any:
+    """A trial's id as the trials table shows it: keras-tuner's ids are zero-padded
+    strings ('03'), the table's are numbers (3)."""
+    return int(trial_id) if str(trial_id).isdigit() else trial_id
 
 
 class SearchView:
@@ -90,7 +91,7 @@ class SearchView:
         self._refresh()
 
     def trial_end(self, row: Mapping[str, Any], done: int) -> None:
-        self.started = {k: v for k, v in self.started.items() if _plain_id(k) != _plain_id(row["trial"])}
+        self.started = {k: v for k, v in self.started.items() if table_id(k) != table_id(row["trial"])}
         self.progress.update(self.trials_task, completed=done)
         value = row.get("objective")
         if row.get("status") == "completed" and value is not None and value == value:

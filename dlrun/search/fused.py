@@ -275,8 +275,10 @@ def read_fused(trial_dir: Path) -> Optional[str]:
     """The trials a trial was trained with, as the trials table shows them ('4 5 6'), or None."""
     import json
 
+    from dlrun.search.display import table_id
+
     path = Path(trial_dir) / FUSED_FILE
     if not path.exists():
         return None
     others = json.loads(path.read_text()).get("fused_with", [])
-    return " ".join(str(int(t)) if str(t).isdigit() else str(t) for t in others)
+    return " ".join(str(table_id(t)) for t in others)

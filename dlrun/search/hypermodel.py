@@ -20,7 +20,7 @@ from dlrun.search.config import TuneConfig
 from dlrun.diagnostics.session import diagnose_fit, watch
 from dlrun.loggers import trial_logger_callbacks, tune_log_dir
 from dlrun.finetune import fit_phases, second_phase_config
-from dlrun.training import Datasets, compile_model, epoch_recorder, fit_callbacks, make_datasets
+from dlrun.training import Datasets, compile_model, epoch_recorder, fit_callbacks, make_datasets, pipeline_key
 
 
 class DlrunHyperModel(kt.HyperModel):
@@ -46,7 +46,7 @@ class DlrunHyperModel(kt.HyperModel):
         """tf.data pipelines, built once per batch size and loss for the whole search."""
         bundle = bundle or self.bundle
         loss_name = resolved_name(run, bundle.meta)
-        cache_key = (run.trainer.batch_size, loss_name, run.trainer.seed, str(run.trainer.class_weight), key)
+        cache_key = (*pipeline_key(run, loss_name), key)
         if cache_key not in self._datasets:
             self._datasets[cache_key] = make_datasets(bundle, run, loss_name)
         return self._datasets[cache_key]

@@ -24,6 +24,7 @@ from dlrun.results import registry, rundir
 from dlrun.results.tables import write_table
 from dlrun.search import distributed
 from dlrun.search.config import TuneConfig, check_objective, planned_trials
+from dlrun.search.display import table_id
 from dlrun.search.distributed import read_failure
 from dlrun.search.fused import read_fused
 from dlrun.diagnostics.trials import read_verdict
@@ -116,12 +117,12 @@ def trial_rows(oracle: Any, objective: str, keys: List[str], running_status: str
     epoch, final metrics, duration, parameter count, failure reason (from keras-tuner,
     or from a worker's note under `trials_dir` in distributed mode)."""
     rows = []
-    for trial_id in sorted(list(oracle.trials), key=lambda t: int(t) if str(t).isdigit() else str(t)):
+    for trial_id in sorted(list(oracle.trials), key=lambda t: (isinstance(table_id(t), str), table_id(t))):
         trial = oracle.trials[trial_id]
         status = STATUS.get(str(trial.status), str(trial.status).lower())
         if status == "running":
             status = running_status
-        row: Dict[str, Any] = {"trial": int(trial_id) if str(trial_id).isdigit() else trial_id, "status": status}
+        row: Dict[str, Any] = {"trial": table_id(trial_id), "status": status}
         values = trial.hyperparameters.values
         row.update({key: tidy(values.get(key)) for key in keys})  # inactive ones stay empty
         if "tuner/epochs" in values:
@@ -325,7 +326,7 @@ def _failed_in_a_row(oracle: Any) -> int:
 
 def _row(frame: pd.DataFrame, trial_id: Any) -> pd.Series:
     """The trials-table row of `trial_id` (keras-tuner's ids are zero-padded: '03')."""
-    return frame[frame["trial"].astype(str) == str(int(trial_id))].iloc[0]
+    return frame[frame["trial"].astype(str) == str(table_id(trial_id))].iloc[0]
 
 
 def report_trial(frame: pd.DataFrame, trial: Any, view: Any, listener: Optional[Any], oracle: Any) -> None:

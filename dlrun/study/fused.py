@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from dlrun.config.schema import RunConfig
-from dlrun.fusion.rules import AUTO_MAX, auto_fuse, branch_bytes, free_memory, fusion_key
+from dlrun.fusion.rules import auto_fuse, branch_bytes, free_memory, fusion_key
 
 
 def run_key(run: RunConfig) -> Optional[Tuple]:
@@ -56,13 +56,11 @@ def plan_groups(keys: Sequence[Optional[Tuple]], k: int) -> List[List[int]]:
     return sorted(groups, key=lambda g: g[0])
 
 
-def group_size(fuse: Any, run: RunConfig, waiting: int) -> int:
+def group_size(fuse: Any, run: RunConfig) -> int:
     """study.fuse as a number: itself, or for `auto` as many branches like `run`'s model as
     fit in memory (dlrun.fusion.rules.auto_fuse), at most AUTO_MAX."""
     if fuse != "auto":
         return int(fuse)
-    if waiting <= 1:
-        return 1
     import keras
 
     from dlrun.losses import resolved_name
@@ -76,7 +74,7 @@ def group_size(fuse: Any, run: RunConfig, waiting: int) -> int:
     size = branch_bytes(model, data.batch_size)
     del model, data
     keras.backend.clear_session()
-    return auto_fuse(size, free_memory(), min(waiting, AUTO_MAX))
+    return auto_fuse(size, free_memory(), None)
 
 
 Item = Tuple[RunConfig, Path, Dict[str, Any], str]  # a run, its folder, its registry tags, its name

@@ -35,14 +35,11 @@ class StudyProgress:
             self.progress.stop()
             self.progress = None
 
-    def starting(self, planned: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, now=escape(describe(planned)))
-
-    def starting_together(self, plans: Any) -> None:
+    def starting(self, *plans: Any) -> None:
+        """The run (or the runs trained together, study.fuse) now training."""
         if self.progress is not None:
             names = ", ".join(describe(p) for p in plans)
-            self.progress.update(self.task, now=escape(f"{names} (fused)"))
+            self.progress.update(self.task, now=escape(names + (" (fused)" if len(plans) > 1 else "")))
 
     def advance(self) -> None:
         if self.progress is not None:

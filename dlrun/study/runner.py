@@ -51,6 +51,7 @@ class Session:
     done: List[Dict[str, Any]] = field(default_factory=list)   # one entry per run, in run order
     kept: int = 0
     trained: int = 0
+    fuse_size: Optional[int] = None    # study.fuse as a number, sized once (auto builds a model to size it)
 
     # -------------------------------------------------------------- running
     def run_all(self) -> None:
@@ -81,9 +82,10 @@ class Session:
             return [self.execute(planned, chosen) for planned, chosen in runs]
         entries: List[Optional[Dict[str, Any]]] = [self.settle(planned, chosen) for planned, chosen in runs]
         waiting = [i for i, entry in enumerate(entries) if entry is None]
+        if len(waiting) > 1 and self.fuse_size is None:
+            self.fuse_size = group_size(self.study.settings.fuse, runs[waiting[0]][0].run)
         if waiting:
-            k = group_size(self.study.settings.fuse, runs[waiting[0]][0].run, len(waiting))
-            for group in plan_groups([run_key(runs[i][0].run) for i in waiting], k):
+            for group in plan_groups([run_key(runs[i][0].run) for i in waiting], self.fuse_size or 1):
                 plans = [runs[waiting[j]][0] for j in group]
                 trained = self.execute_fused(plans) if len(plans) > 1 else [self.train_one(plans[0])]
                 for j, entry in zip(group, trained):
@@ -152,7 +154,7 @@ class Session:
 
         entries = [{"planned": p, "run_dir": self.study_dir / p.folder, "status": None, "reason": None}
                    for p in plans]
-        self.view.starting_together(plans)
+        self.view.starting(*plans)
         try:
             items = [(p.run, e["run_dir"], self.tags(p), p.folder.as_posix()) for p, e in zip(plans, entries)]
             results = train_fused(items, bundle_for(plans[0].run))
